@@ -116,9 +116,9 @@ def check_weights(name: str, w: Tensor | None, n: int, samples: str, like: Tenso
         raise ValueError(f"{name} contains NaN or inf; expected finite non-negative weights")
     if bool((w < 0).any()):
         raise ValueError(
-            f"{name} has negative entries (min {float(w.min()):.6g}); expected non-negative weights"
+            f"{name} has negative entries (min {float(w.detach().min()):.6g}); expected non-negative weights"
         )
-    total = float(w.sum())
+    total = float(w.detach().sum())
     if abs(total - 1.0) > MASS_RTOL:
         raise ValueError(
             f"{name} sums to {total:.6g}; expected probability weights summing to 1 "

@@ -226,7 +226,7 @@ class ClipCritic(_Critic):
 def batch_norm_layers(module: nn.Module) -> list[str]:
     """Return the names of layers that normalise with batch statistics."""
     return [
-        f"{name or '<root>'} ({type(layer).__name__})"
+        f"'{name or '<root>'}' ({type(layer).__name__})"
         for name, layer in module.named_modules()
         if isinstance(layer, nn.modules.batchnorm._BatchNorm)
     ]
