@@ -9,6 +9,7 @@ call is stored in ``est.last_solve``.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -72,6 +73,19 @@ class SolveResult:
 
 class ConvergenceWarning(UserWarning):
     """Warned when an inner loop stops before its stopping criterion holds."""
+
+
+def warn_caller(message: str, category: type[Warning] = ConvergenceWarning) -> None:
+    """Warn at the first stack frame outside otbench and torch, so the warning names user code."""
+    import sys
+
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith((package_dir, torch_dir)):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class MemoryBudgetError(MemoryError):

@@ -24,6 +24,7 @@ from .base import (
     Estimator,
     SolveResult,
     check_memory,
+    warn_caller,
     default_memory_budget,
     pairwise_cost,
     root,
@@ -95,12 +96,10 @@ class ExactLP(Estimator):
 
         converged = int(log["result_code"]) == 1
         if int(log["result_code"]) == _MAX_ITER_REACHED:
-            warnings.warn(
+            warn_caller(
                 f"exact: the network simplex stopped at max_iter={max_iter} before "
                 f"optimality (n={n}, m={m}); the value is an upper bound on W_p. "
-                f"Raise max_iter",
-                ConvergenceWarning,
-                stacklevel=3,
+                f"Raise max_iter"
             )
         elif not converged:
             raise RuntimeError(f"exact: POT's network simplex failed: {log['warning']}")

@@ -44,6 +44,7 @@ from .base import (
     Estimator,
     SolveResult,
     check_memory,
+    warn_caller,
     default_memory_budget,
     pairwise_cost,
     root,
@@ -241,13 +242,11 @@ class SinkhornDivergence(Estimator):
 
         converged = error <= self.tol
         if not converged:
-            warnings.warn(
+            warn_caller(
                 f"sinkhorn: the transport plan's marginals are off by {error:.3g} (L1) "
                 f"after {len(solve.eps_list) + 1} iterations, above tol={self.tol:g}; "
                 f"the value may be inaccurate. Use a scaling closer to 1 "
-                f"(now {self.scaling:g}) or a larger blur (now {self.blur:.3g})",
-                ConvergenceWarning,
-                stacklevel=3,
+                f"(now {self.scaling:g}) or a larger blur (now {self.blur:.3g})"
             )
         result = SolveResult(
             value=float(value.detach()),
@@ -293,11 +292,9 @@ def sinkhorn_plan(
     solve, error = _solve_until(x, y, a, b, p, float(eps), scaling, False, tol, max_iter)
     iterations = len(solve.eps_list) + 1
     if error > tol:
-        warnings.warn(
+        warn_caller(
             f"sinkhorn_plan: marginals are off by {error:.3g} (L1) after {iterations} "
-            f"iterations, above tol={tol:g}. Raise max_iter or eps",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+            f"iterations, above tol={tol:g}. Raise max_iter or eps"
+            )
     f, g = solve.f_ba[0], solve.g_ab[0]
     return a[:, None] * b[None, :] * torch.exp((f[:, None] + g[None, :] - solve.cost_xy[0]) / eps)
