@@ -40,7 +40,7 @@ def check_positive(name: str, value: object, *, integer: bool = False) -> None:
     """Raise unless ``value`` is a finite positive number (an int if ``integer``)."""
     kinds = (int,) if integer else (int, float)
     ok = isinstance(value, kinds) and not isinstance(value, bool)
-    if ok and not (math.isfinite(value) and value > 0):  # type: ignore[arg-type]
+    if ok and not (math.isfinite(value) and value > 0):  # type: ignore[arg-type, operator]
         ok = False
     if not ok:
         kind = "a positive integer" if integer else "a finite positive number"

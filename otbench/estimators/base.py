@@ -78,10 +78,12 @@ class ConvergenceWarning(UserWarning):
 def warn_caller(message: str, category: type[Warning] = ConvergenceWarning) -> None:
     """Warn at the first stack frame outside otbench and torch, so the warning names user code."""
     import sys
+    import types
 
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith((package_dir, torch_dir)):
         frame = frame.f_back
         level += 1
