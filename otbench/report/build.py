@@ -1,0 +1,188 @@
+"""Assemble a run's report: read the records, draw the figures, write report.md and report.html."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import figures, tables
+from .load import RECORDS_FILE, accuracy_frame, cost_frame, evaluations_frame, load_json, load_records, training_frame
+from .render import Block, Figure, Heading, Paragraph, Table, render_html, render_markdown
+
+__all__ = ["write_report"]
+
+logger = logging.getLogger(__name__)
+
+CONVENTION = (
+    "Values are estimates of W_p in the units of the samples (not W_p^p), for the ground cost "
+    "c(x, y) = ||x - y||_2^p. Relative error is |estimate - truth| / truth. Table cells are "
+    "mean ± sample standard deviation over seeds; figures show the mean with a one-sd band "
+    "and each seed as a point."
+)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``report.md``, ``report.html`` and ``figures/*.png`` into a run folder.
+
+    Sections for tasks without records are left out. The HTML file is
+    self-contained: figures are embedded as data URIs.
+
+    Args:
+        run_dir: the run folder written by ``otbench run``.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ValueError: ``records.jsonl`` is missing, empty or malformed.
+    """
+    root = Path(run_dir)
+    records = load_records(root)
+    environment = load_json(root / "environment.json")
+    resolved = load_json(root / "resolved.json")
+    accuracy, cost, training = accuracy_frame(records), cost_frame(records), training_frame(records)
+    series = [name for frame in (accuracy, cost, training) if not frame.empty for name in frame["series"]]
+    palette = figures.estimator_palette(series)
+    figure_dir = root / "figures"
+
+    title = f"otbench report: {root.resolve().name}"
+    blocks: list[Block] = [Heading(title, level=1), Paragraph(CONVENTION)]
+    blocks += _run_section(root, records, environment, resolved)
+    blocks += _status_section(records, resolved)
+    blocks += _accuracy_section(accuracy, palette, figure_dir)
+    blocks += _cost_section(cost, palette, figure_dir)
+    blocks += _training_section(training, palette, figure_dir)
+
+    markdown_path = root / "report.md"
+    markdown_path.write_text(render_markdown(blocks, root), encoding="utf-8")
+    (root / "report.html").write_text(render_html(blocks, root, title), encoding="utf-8")
+    logger.info("wrote %s and report.html with %d records", markdown_path, len(records))
+    return markdown_path
+
+
+def _run_section(
+    root: Path, records: pd.DataFrame, environment: dict[str, Any], resolved: dict[str, Any]
+) -> list[Block]:
+    command = _command(environment) or _command(resolved)
+    tasks = ", ".join(f"{task} ({count})" for task, count in records["task"].value_counts().sort_index().items())
+    blocks: list[Block] = [
+        Heading("Run"),
+        Paragraph(f"Command: {command or 'not recorded'}"),
+        Paragraph(f"Records: {len(records)} in {RECORDS_FILE}; cells per task: {tasks}."),
+    ]
+    if environment:
+        blocks += [Paragraph("Environment (environment.json):"), Table(tables.environment_table(environment))]
+    else:
+        blocks.append(Paragraph("Environment: environment.json is missing."))
+    return blocks
+
+
+def _status_section(records: pd.DataFrame, resolved: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [
+        Heading("Status"),
+        Paragraph("Records per task, estimator and status."),
+        Table(tables.status_table(records)),
+    ]
+    failures = tables.failures_table(records)
+    if not failures.empty:
+        blocks += [Paragraph("Cells whose status is not ok:"), Table(failures)]
+    skipped = resolved.get("skipped")
+    if isinstance(skipped, list) and skipped:
+        blocks += [
+            Heading("Skipped combinations"),
+            Paragraph("Combinations of the suite that were not run, because they are invalid:"),
+            Table(tables.skipped_table(skipped)),
+        ]
+    return blocks
+
+
+def _accuracy_section(accuracy: pd.DataFrame, palette: dict[str, Any], figure_dir: Path) -> list[Block]:
+    if accuracy.empty:
+        return []
+    table, any_ratio = tables.accuracy_table(accuracy)
+    blocks: list[Block] = [
+        Heading("Accuracy"),
+        Paragraph("Estimates against the true W_p of problems with a known answer."),
+        Table(table),
+    ]
+    if any_ratio:
+        blocks.append(Paragraph(tables.SCALE_UNKNOWN_NOTE))
+    drawn = [
+        (figures.accuracy_vs_n(accuracy, palette, figure_dir / "accuracy_vs_n.png"),
+         "Relative error against n (log-log), per problem."),
+        (figures.accuracy_vs_seconds(accuracy, palette, figure_dir / "accuracy_vs_seconds.png"),
+         "Relative error against inner-loop seconds: points are cells, lines join the means over seeds in order of n."),
+    ]
+    return blocks + [Figure(path, caption) for path, caption in drawn if path is not None]
+
+
+def _cost_section(cost: pd.DataFrame, palette: dict[str, Any], figure_dir: Path) -> list[Block]:
+    if cost.empty:
+        return []
+    blocks: list[Block] = [
+        Heading("Cost"),
+        Paragraph(
+            "Seconds per estimator call: the median over timed calls of each cell, then mean ± sd over seeds. "
+            "Call seconds include the backward pass."
+        ),
+        Table(tables.cost_table(cost)),
+    ]
+    path = figures.cost_vs_n(cost, palette, figure_dir / "cost_vs_n.png")
+    if path is not None:
+        blocks.append(Figure(path, "Median inner-loop seconds per call against n (log-log), per d; peak memory below where recorded."))
+    return blocks
+
+
+def _training_section(training: pd.DataFrame, palette: dict[str, Any], figure_dir: Path) -> list[Block]:
+    if training.empty:
+        return []
+    blocks: list[Block] = [
+        Heading("Training"),
+        Paragraph(
+            "Metrics at the last evaluation, mean ± sd over seeds. Training seconds exclude evaluation; "
+            "total inner seconds is the time spent in the estimator's inner loop."
+        ),
+        Table(tables.training_table(training)),
+    ]
+    evaluations = evaluations_frame(training)
+    drawn = [
+        (figures.quality_vs_steps(evaluations, palette, figure_dir / "quality_vs_steps.png"),
+         "Sample quality against generator steps, per data set."),
+        (figures.quality_vs_time(evaluations, palette, figure_dir / "quality_vs_time.png"),
+         "Sample quality against training seconds (evaluation excluded), one line per seed."),
+    ]
+    for data in sorted(training["data"].dropna().unique()):
+        path = figure_dir / f"samples_{figures.safe_name(str(data))}.png"
+        drawn.append((figures.samples_figure(training, data, palette, path, _heldout(data)),
+                      f"Generator samples from the fixed noise at the last step: {data}."))
+    return blocks + [Figure(path, caption) for path, caption in drawn if path is not None]
+
+
+def _heldout(name: str) -> np.ndarray | None:
+    """Return the held-out samples of data set ``name``, or None where it cannot be loaded."""
+    try:
+        from ..data import load
+    except ImportError as error:
+        logger.warning("drawing samples of %r without held-out data: otbench.data is unavailable (%s)", name, error)
+        return None
+    try:
+        test = load(name).test
+    except ValueError as error:
+        logger.warning("drawing samples of %r without held-out data: %s", name, error)
+        return None
+    return np.asarray(test.detach().cpu() if hasattr(test, "detach") else test, dtype=float)
+
+
+def _command(source: dict[str, Any]) -> str | None:
+    for key in ("command", "argv"):
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and value:
+            return shlex.join(str(part) for part in value)
+    return None

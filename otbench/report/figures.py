@@ -1,0 +1,304 @@
+"""Seaborn figures of a run, written as PNG files.
+
+Lines and colours are per series: the estimator's label, with the order p
+appended where one label runs with several p (see ``load.add_series``).
+Every figure shows the spread across seeds: lines are means with a band of
+one standard deviation, and the points behind them are single seeds. The
+figures are drawn with matplotlib's Agg backend, so no display is needed.
+Each function returns the path it wrote, or None when the frame contains
+nothing to draw.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+__all__ = [
+    "accuracy_vs_n",
+    "accuracy_vs_seconds",
+    "cost_vs_n",
+    "estimator_palette",
+    "quality_vs_steps",
+    "quality_vs_time",
+    "samples_figure",
+]
+
+logger = logging.getLogger(__name__)
+
+# Metrics drawn in the quality figures, with their axis labels and scales.
+QUALITY_METRICS = {"w2_heldout": ("W_2 to held-out data", "log"), "hq_fraction": ("high-quality fraction", "linear")}
+
+DPI = 110
+PANEL_SIZE = (3.6, 3.0)
+MAX_COLUMNS = 3
+
+
+def estimator_palette(series: Sequence[str]) -> dict[str, Any]:
+    """Return one colour per series (estimator label, with p where needed), the same in every figure."""
+    names = sorted(set(series))
+    colours = sns.color_palette("tab10", max(len(names), 1))
+    return dict(zip(names, colours))
+
+
+def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw relative error against n, one panel per problem, log-log."""
+    frame = accuracy[accuracy["scale_known"] & accuracy["relative_error"].notna()]
+    if frame.empty:
+        return None
+    problems = sorted(frame["problem_label"].unique())
+    fig, axes = _panels(len(problems))
+    for ax, problem in zip(axes, problems):
+        data = frame[frame["problem_label"] == problem]
+        _line_with_seeds(ax, data, "n", "relative_error", palette)
+        ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="n (samples per side)", ylabel="relative error")
+    return _save(fig, path, palette, frame["series"].unique())
+
+
+def accuracy_vs_seconds(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw relative error against inner-loop seconds, one panel per problem, log-log.
+
+    Points are single cells; lines join each estimator's means over seeds in
+    order of n, so a line shows what more samples cost and buy.
+    """
+    frame = accuracy[
+        accuracy["scale_known"] & accuracy["relative_error"].notna() & (accuracy["inner_seconds"] > 0)
+    ]
+    if frame.empty:
+        return None
+    problems = sorted(frame["problem_label"].unique())
+    fig, axes = _panels(len(problems))
+    for ax, problem in zip(axes, problems):
+        data = frame[frame["problem_label"] == problem]
+        sns.scatterplot(
+            data=data, x="inner_seconds", y="relative_error", hue="series",
+            palette=palette, alpha=0.45, s=18, legend=False, ax=ax,
+        )
+        means = data.groupby(["series", "n"], as_index=False)[["inner_seconds", "relative_error"]].mean()
+        for series, line in means.groupby("series"):
+            line = line.sort_values("n")
+            ax.plot(line["inner_seconds"], line["relative_error"], marker="o", color=palette[series])
+        ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="inner-loop seconds", ylabel="relative error")
+    return _save(fig, path, palette, frame["series"].unique())
+
+
+def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw median inner-loop seconds against n, one panel per d, log-log.
+
+    A second row shows peak memory against n where the records have it.
+    """
+    frame = cost[cost["inner_seconds_median"] > 0].copy()
+    if frame.empty:
+        return None
+    frame["d_label"] = frame["d"].map(lambda d: f"d={int(d)}" if _finite(d) else "d unknown")
+    labels = sorted(frame["d_label"].unique(), key=_natural_key)
+    has_memory = bool(frame["peak_memory_bytes"].notna().any())
+    rows = 2 if has_memory else 1
+    fig, grid = plt.subplots(
+        rows, len(labels), figsize=(PANEL_SIZE[0] * len(labels), PANEL_SIZE[1] * rows),
+        squeeze=False, layout="constrained", dpi=DPI,
+    )
+    for column, label in enumerate(labels):
+        data = frame[frame["d_label"] == label]
+        ax = grid[0][column]
+        _line_with_seeds(ax, data, "n", "inner_seconds_median", palette)
+        ax.set(xscale="log", yscale="log", title=_wrap(label), xlabel="n (samples per side)",
+               ylabel="inner-loop seconds per call (median)")
+        if has_memory:
+            ax = grid[1][column]
+            memory = data[data["peak_memory_bytes"] > 0].assign(peak_mib=lambda f: f["peak_memory_bytes"] / 2**20)
+            if memory.empty:
+                ax.set_axis_off()
+                continue
+            _line_with_seeds(ax, memory, "n", "peak_mib", palette)
+            ax.set(xscale="log", yscale="log", xlabel="n (samples per side)", ylabel="peak memory (MiB)")
+    return _save(fig, path, palette, frame["series"].unique())
+
+
+def quality_vs_steps(evaluations: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw sample-quality metrics against generator steps, one column per data set."""
+    return _quality(evaluations, palette, path, x="step", xlabel="generator step")
+
+
+def quality_vs_time(evaluations: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw sample-quality metrics against training seconds (evaluation excluded), one line per cell.
+
+    Cells reach a given step at different times, so the lines are not
+    averaged: each seed is its own line.
+    """
+    return _quality(evaluations, palette, path, x="elapsed_seconds", xlabel="training seconds")
+
+
+def samples_figure(
+    training: pd.DataFrame,
+    data: str,
+    palette: dict[str, Any],
+    path: Path,
+    heldout: np.ndarray | None = None,
+) -> Path | None:
+    """Draw the final snapshot of each estimator on data set ``data``, for the smallest seed.
+
+    Two-dimensional samples are drawn as a scatter, over the held-out data in
+    grey when ``heldout`` is given. Images (C, H, W) are drawn as a grid of up
+    to 64 images. Samples of other shapes are drawn by their first two coordinates.
+    """
+    if "snapshot" not in training:
+        return None
+    cells = training[(training["data"] == data) & training["snapshot"].map(lambda s: isinstance(s, list))]
+    if cells.empty:
+        return None
+    seed = cells["seed"].min()
+    cells = cells[cells["seed"] == seed].sort_values("series").drop_duplicates("series")
+    snapshots = [np.asarray(snapshot, dtype=float) for snapshot in cells["snapshot"]]
+    reference = None if heldout is None else _plane(np.asarray(heldout, dtype=float))
+    limits = _limits([_plane(s) for s in snapshots if s.ndim != 4] + ([reference] if reference is not None else []))
+    fig, axes = _panels(len(cells))
+    for ax, series, snapshot in zip(axes, cells["series"], snapshots):
+        if snapshot.ndim == 4:
+            _image_grid(ax, snapshot)
+        else:
+            if reference is not None:
+                ax.scatter(reference[:, 0], reference[:, 1], s=4, color="0.75")
+            points = _plane(snapshot)
+            ax.scatter(points[:, 0], points[:, 1], s=6, color=palette[series])
+            ax.set(xlim=limits[0], ylim=limits[1])
+        ax.set_title(f"{series} (seed {int(seed)})")
+    background = ", held-out data in grey" if reference is not None and snapshots[0].ndim != 4 else ""
+    fig.suptitle(f"{data}: generator samples at the last step{background}")
+    return _save(fig, path)
+
+
+def safe_name(name: str) -> str:
+    """Return ``name`` with characters other than letters, digits, '-' and '_' replaced by '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
+def _quality(evaluations: pd.DataFrame, palette: dict[str, Any], path: Path, *, x: str, xlabel: str) -> Path | None:
+    metrics = [m for m in QUALITY_METRICS if m in evaluations and evaluations[m].notna().any()]
+    if evaluations.empty or not metrics:
+        return None
+    datasets = sorted(evaluations["data"].dropna().unique())
+    fig, grid = plt.subplots(
+        len(metrics), len(datasets), figsize=(PANEL_SIZE[0] * len(datasets), PANEL_SIZE[1] * len(metrics)),
+        squeeze=False, layout="constrained", dpi=DPI,
+    )
+    for row, metric in enumerate(metrics):
+        label, scale = QUALITY_METRICS[metric]
+        for column, data in enumerate(datasets):
+            ax = grid[row][column]
+            frame = evaluations[(evaluations["data"] == data) & evaluations[metric].notna()]
+            if frame.empty:
+                ax.set_axis_off()
+                continue
+            if x == "step":
+                _line_with_seeds(ax, frame, x, metric, palette)
+            else:
+                sns.lineplot(
+                    data=frame, x=x, y=metric, hue="series", units="cell_id", estimator=None,
+                    palette=palette, alpha=0.8, legend=False, ax=ax,
+                )
+            if scale == "log" and bool((frame[metric] > 0).all()):
+                ax.set_yscale("log")
+            ax.set(title=_wrap(data) if row == 0 else "", xlabel=xlabel, ylabel=label)
+    return _save(fig, path, palette, evaluations["series"].unique())
+
+
+def _line_with_seeds(ax: Axes, data: pd.DataFrame, x: str, y: str, palette: dict[str, Any]) -> None:
+    """Draw the mean line with a one-sd band over seeds, and each seed as a faint point."""
+    sns.lineplot(
+        data=data, x=x, y=y, hue="series", palette=palette, errorbar="sd",
+        marker="o", legend=False, ax=ax,
+    )
+    sns.scatterplot(data=data, x=x, y=y, hue="series", palette=palette, alpha=0.35, s=14, legend=False, ax=ax)
+
+
+def _panels(count: int) -> tuple[Figure, list[Axes]]:
+    columns = min(count, MAX_COLUMNS)
+    rows = math.ceil(count / columns)
+    fig, grid = plt.subplots(
+        rows, columns, figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows),
+        squeeze=False, layout="constrained", dpi=DPI,
+    )
+    axes = list(grid.flat)
+    for ax in axes[count:]:
+        ax.set_axis_off()
+    return fig, axes[:count]
+
+
+def _save(fig: Figure, path: Path, palette: dict[str, Any] | None = None, estimators: Iterable[str] = ()) -> Path:
+    """Add a legend of ``estimators`` (when a palette is given), write the PNG and close the figure."""
+    if palette:
+        present = set(estimators)
+        handles = [
+            Line2D([0], [0], color=colour, marker="o", label=name)
+            for name, colour in palette.items()
+            if name in present
+        ]
+        fig.legend(handles=handles, title="estimator", loc="outside right upper")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    logger.debug("wrote %s", path)
+    return path
+
+
+def _image_grid(ax: Axes, images: np.ndarray, limit: int = 64) -> None:
+    """Tile up to ``limit`` images (k, C, H, W) with values in [-1, 1] into one grey mosaic."""
+    images = images[:limit]
+    k, _, height, width = images.shape
+    columns = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / columns)
+    mosaic = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1), -1.0)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = 1 + row * (height + 1), 1 + column * (width + 1)
+        mosaic[top:top + height, left:left + width] = image.mean(axis=0)
+    ax.imshow(mosaic, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def _plane(samples: np.ndarray) -> np.ndarray:
+    """Return the first two coordinates of (k, ...) samples, repeating a lone coordinate."""
+    flat = samples.reshape(len(samples), -1)
+    return flat[:, :2] if flat.shape[1] > 1 else np.repeat(flat, 2, axis=1)
+
+
+def _limits(clouds: list[np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Return padded x and y limits that contain every point of ``clouds``."""
+    if not clouds:
+        return (-1.0, 1.0), (-1.0, 1.0)
+    points = np.concatenate(clouds)
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-6)
+    return (low[0] - pad[0], high[0] + pad[0]), (low[1] - pad[1], high[1] + pad[1])
+
+
+def _wrap(title: str, width: int = 26) -> str:
+    """Break a long panel title into lines, so that it stays within a narrow panel."""
+    return textwrap.fill(str(title), width)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _natural_key(label: str) -> tuple[int, str]:
+    digits = re.findall(r"\d+", label)
+    return (int(digits[0]) if digits else -1, label)
