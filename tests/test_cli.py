@@ -1,0 +1,165 @@
+"""The otbench command line, in process and as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from otbench.bench import read_records
+from otbench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "benchmarks" / "tiny.toml"
+
+
+def otbench(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m otbench.cli`` from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "otbench.cli", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kwargs,
+    )
+
+
+def record_ids(run_dir: Path) -> list[str]:
+    lines = (run_dir / "records.jsonl").read_text().splitlines()
+    return [json.loads(line)["cell_id"] for line in lines]
+
+
+def resolved_ids(run_dir: Path) -> list[str]:
+    return [cell["cell_id"] for cell in json.loads((run_dir / "resolved.json").read_text())["cells"]]
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["list"], ["estimate"]])
+def test_help_each_command(command, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([*command, "--help"])
+    assert caught.value.code == 0
+    assert "usage: otbench" in capsys.readouterr().out
+
+
+def test_run_help_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "torch threads" in out
+    assert "--resume" in out
+
+
+def test_list_prints_components(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("exact", "sinkhorn", "critic-clip", "critic-gp", "translation", "gaussians", "digits"):
+        assert name in out
+
+
+def test_estimate_table(capsys):
+    code = main(["estimate", "exact", "--problem", "translation", "--n", "64", "--p", "2",
+                 "--problem-param", "d=3", "--problem-param", "shift=2.0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "truth           2" in out
+    assert "relative error" in out
+    assert "converged       yes" in out
+
+
+def test_estimate_clip_shows_ratio(capsys):
+    code = main(["estimate", "critic-clip", "--problem", "translation", "--n", "32",
+                 "--critic-steps", "4", "--param", "n_critic=2"])
+    assert code == 0
+    assert "ratio (scale unknown)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["estimate", "exact", "--problem", "spiral"], "unknown problem 'spiral'"),
+        (["estimate", "exact", "--problem", "translation", "--param", "foo=1"], "unknown parameter"),
+        (["estimate", "critic-gp", "--problem", "translation", "--p", "2"], "W_1 only"),
+        (["estimate", "exact", "--problem", "gaussians", "--p", "1"], "known only for p in [2]"),
+        (["estimate", "exact", "--problem", "translation", "--param", "novalue"], "KEY=VALUE"),
+        (["estimate", "nope", "--problem", "translation"], "unknown estimator 'nope'"),
+    ],
+)
+def test_user_errors_exit_2(args, fragment, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: ")
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_bad_option_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(TINY), "--workers", "0"])
+    assert caught.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_report_missing_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "records.jsonl not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_bad_suite_subprocess(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text("[estimators.exact]\n[[cost]]\nn = [8, 0]\nd = 2\n")
+    completed = otbench("run", str(suite), "--out", str(tmp_path / "run"))
+    assert completed.returncode == 2
+    assert "cost[0].n" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_run_existing_records_exit_2(tmp_path, capsys):
+    (tmp_path / "records.jsonl").write_text('{"cell_id": "a"}\n')
+    assert main(["run", str(TINY), "--out", str(tmp_path)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_tiny_subprocess(tmp_path):
+    run_dir = tmp_path / "tiny"
+    completed = otbench("run", str(TINY), "--out", str(run_dir), "--no-progress")
+    assert completed.returncode == 0, completed.stderr
+    assert sorted(record_ids(run_dir)) == sorted(resolved_ids(run_dir))
+    assert (run_dir / "report.md").is_file()
+    assert f"report: {run_dir / 'report.md'}" in completed.stdout
+    assert "ok" in completed.stdout
+
+
+@pytest.mark.slow
+def test_resume_after_kill(tmp_path):
+    run_dir = tmp_path / "tiny"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otbench.cli", "run", str(TINY), "--out", str(run_dir),
+         "--workers", "1", "--no-progress", "--no-report"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    records = run_dir / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    first_count = len(read_records(records))  # drops a line cut short by the kill
+
+    completed = otbench("run", str(TINY), "--out", str(run_dir), "--resume", "--no-progress", "--no-report")
+    ids = record_ids(run_dir)
+    assert completed.returncode == 0, completed.stderr
+    assert first_count >= 2
+    assert first_count < len(resolved_ids(run_dir))
+    assert f"{first_count} of" in completed.stdout
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(resolved_ids(run_dir))
