@@ -45,8 +45,15 @@ logger = logging.getLogger(__name__)
 class TrainingData(Protocol):
     """Interface of a training data set, as the trainer uses it."""
 
-    sample_shape: tuple[int, ...]
-    test: Tensor
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        ...
+
+    @property
+    def test(self) -> Tensor:
+        """Held-out samples, shape (N, *sample_shape)."""
+        ...
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """Draw ``n`` training samples, shape (n, *sample_shape)."""

@@ -31,7 +31,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an estimator supports, declared so that harness and CLI build only valid runs.
+    """Features an estimator supports, declared so that harness and CLI build only valid runs.
 
     Attributes:
         orders: orders p of the ground cost ||x - y||^p it estimates W_p for.
@@ -53,7 +53,7 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class SolveResult:
-    """What one estimator call's inner loop did.
+    """Outcome of one estimator call's inner loop.
 
     Attributes:
         value: the returned estimate, as a float.
