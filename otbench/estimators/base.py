@@ -218,4 +218,4 @@ def pairwise_cost(x: Tensor, y: Tensor, p: int) -> Tensor:
 
 
 # Largest n * m * d for which pairwise_cost builds the (n, m, d) differences.
-_DIFFERENCE_LIMIT = 2**22
+_DIFFERENCE_LIMIT = 2**18
