@@ -82,7 +82,7 @@ def warn_caller(message: str, category: type[Warning] = ConvergenceWarning) -> N
 
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
-    level = 1
+    level = 2  # stacklevel 1 is this function, 2 its caller
     frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith((package_dir, torch_dir)):
         frame = frame.f_back

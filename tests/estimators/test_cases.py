@@ -97,8 +97,9 @@ def test_h01_truncated_solve_warns() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(64, 2), torch.randn(64, 2) + 1.0
     est = otbench.estimator("sinkhorn", p=2, blur=0.01, scaling=0.5, tol=1e-6)
-    with pytest.warns(ConvergenceWarning, match="scaling closer to 1"):
+    with pytest.warns(ConvergenceWarning, match="scaling closer to 1") as record:
         value = est(x, y)
+    assert record[0].filename == __file__
     assert est.last_solve is not None
     assert est.last_solve.converged is False
     assert est.last_solve.marginal_error > 1e-6
