@@ -239,6 +239,7 @@ class _PeakMemory:
             torch.cuda.reset_peak_memory_stats(device)
             self.baseline = torch.cuda.memory_allocated(device)
             return
+        _release_free_heap()
         try:
             with open("/proc/self/clear_refs", "w") as handle:
                 handle.write("5")  # resets VmHWM to the current resident size
@@ -255,6 +256,26 @@ class _PeakMemory:
             return int(torch.cuda.max_memory_allocated(self.device)) - self.baseline
         high_water = _proc_status_bytes("VmHWM")
         return None if high_water is None else max(0, high_water - self.baseline)
+
+
+def _release_free_heap() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``), where the C library has it.
+
+    A persistent worker keeps memory freed by earlier cells in its heap and
+    reuses it without raising its resident size, which would make the next
+    cell's peak look smaller than it is. Buffers torch's CPU allocator caches
+    are not released, so the peak can still understate small allocations.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):
+        return
 
 
 def _proc_status_bytes(key: str) -> int | None:

@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -58,6 +59,16 @@ def estimator_palette(series: Sequence[str]) -> dict[str, Any]:
     return dict(zip(names, colours))
 
 
+def _tick_at_sizes(ax: Any, sizes: pd.Series) -> None:
+    """Label a log x axis at the sample sizes that were run, as plain integers.
+
+    Matplotlib's default minor labels on a log axis (3x10^2, 4x10^2) overlap.
+    """
+    values = sorted({int(v) for v in sizes.dropna()})
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
     """Draw relative error against n, one panel per problem, log-log."""
     frame = accuracy[accuracy["scale_known"] & accuracy["relative_error"].notna()]
@@ -69,6 +80,7 @@ def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -
         data = frame[frame["problem_label"] == problem]
         _line_with_seeds(ax, data, "n", "relative_error", palette)
         ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="n (samples per side)", ylabel="relative error")
+        _tick_at_sizes(ax, data["n"])
     return _save(fig, path, palette, frame["series"].unique())
 
 
@@ -121,6 +133,7 @@ def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path |
         _line_with_seeds(ax, data, "n", "inner_seconds_median", palette)
         ax.set(xscale="log", yscale="log", title=_wrap(label), xlabel="n (samples per side)",
                ylabel="inner-loop seconds per call (median)")
+        _tick_at_sizes(ax, data["n"])
         if has_memory:
             ax = grid[1][column]
             memory = data[data["peak_memory_bytes"] > 0].assign(peak_mib=lambda f: f["peak_memory_bytes"] / 2**20)
@@ -129,6 +142,7 @@ def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path |
                 continue
             _line_with_seeds(ax, memory, "n", "peak_mib", palette)
             ax.set(xscale="log", yscale="log", xlabel="n (samples per side)", ylabel="peak memory (MiB)")
+            _tick_at_sizes(ax, memory["n"])
     return _save(fig, path, palette, frame["series"].unique())
 
 
