@@ -1,6 +1,6 @@
 # Set-up and main commands. Each target creates .venv on first use.
 #   make bench  - run the quick benchmark suite and write its report
-#   make test   - run the test suite
+#   make test   - type-check the package and run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,7 @@ bench: $(VENV)/.installed
 	$(BIN)/otbench run benchmarks/quick.toml --out $(RUN)
 
 test: $(VENV)/.installed
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 typecheck: $(VENV)/.installed

@@ -46,8 +46,8 @@ class ExactLP(Estimator):
     Args:
         p: order of the ground cost ||x - y||^p, 1 or 2.
         max_iter: cap on network-simplex iterations. ``None`` scales it with the
-            problem: max(10^5, 10 n m), far above what the simplex needs, so a
-            truncated solve is a sign of a degenerate problem, not a small cap.
+            problem, max(10^5, 10 n m), instead of POT's fixed default of 10^5,
+            which large problems can reach.
         memory_budget: bytes allowed for the dense n x m matrices (the cost matrix in
             the input dtype, POT's float64 copy and the plan). ``None`` reads
             ``OTBENCH_MEMORY_BUDGET`` or uses 4 GB.
@@ -98,8 +98,8 @@ class ExactLP(Estimator):
         if int(log["result_code"]) == _MAX_ITER_REACHED:
             warn_caller(
                 f"exact: the network simplex stopped at max_iter={max_iter} before "
-                f"optimality (n={n}, m={m}); the value is an upper bound on W_p. "
-                f"Raise max_iter"
+                f"optimality (n={n}, m={m}); its plan may not meet the marginals, so the "
+                f"value is not W_p and may lie on either side of it. Raise max_iter"
             )
         elif not converged:
             raise RuntimeError(f"exact: POT's network simplex failed: {log['warning']}")

@@ -271,3 +271,22 @@ def test_weights_rejected_by_critics() -> None:
 def test_invalid_parameters(name: str, params: dict, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         otbench.estimator(name, **params)
+
+
+def test_exact_truncated_solve_warns() -> None:
+    from otbench.estimators.base import ConvergenceWarning
+
+    x, y = gaussian_pair(30, 2, 1.0, seed=11)
+    exact = float(otbench.estimator("exact", p=2)(x, y))
+    est = otbench.estimator("exact", p=2, max_iter=3)
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=3 before optimality"):
+        value = float(est(x, y))
+    assert est.last_solve.converged is False
+    assert value != pytest.approx(exact)
+
+
+def test_exact_default_cap_grows_with_n() -> None:
+    x, y = gaussian_pair(400, 2, 1.0, seed=12)
+    est = otbench.estimator("exact", p=1)
+    est(x, y)
+    assert est.last_solve.converged is True
