@@ -59,14 +59,15 @@ class SolveResult:
         value: the returned estimate, as a float.
         iterations: Sinkhorn iterations or critic steps; None where the solver does not
             report them (POT's network simplex).
-        converged: False when the solver stopped before its stopping criterion held.
+        converged: False when the solver stopped before its stopping criterion held;
+            None for estimators without a stopping criterion (critics).
         seconds: wall-clock seconds of the inner loop (solver or critic training).
         marginal_error: L1 error of the transport plan's marginals, where the solver has one.
     """
 
     value: float
     iterations: int | None
-    converged: bool
+    converged: bool | None
     seconds: float
     marginal_error: float | None = None
 
@@ -99,7 +100,7 @@ class MemoryBudgetError(MemoryError):
             f"estimator {estimator!r} needs {needed / 1e9:.3g} GB for its dense "
             f"matrices at n={n}, m={m}, over the memory budget of {budget / 1e9:.3g} GB. "
             f"Use fewer samples, raise memory_budget (bytes) or OTBENCH_MEMORY_BUDGET, "
-            f"or use an estimator that scales in memory (a critic, or a sliced or 1-D solver)"
+            f"or use a critic estimator, whose memory grows linearly in n"
         )
 
 

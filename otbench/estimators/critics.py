@@ -16,8 +16,8 @@ Two ways to keep f close to 1-Lipschitz:
   Wasserstein GANs"): lambda E (||grad f(x_hat)|| - 1)^2 on points x_hat
   drawn uniformly on segments between real and generated examples.
 
-Critics have no stopping criterion: ``last_solve.converged`` is always True,
-and the estimate improves with the total number of critic steps.
+Critics have no stopping criterion: ``last_solve.converged`` is None, and
+the estimate improves with the total number of critic steps.
 """
 
 from __future__ import annotations
@@ -92,9 +92,24 @@ class _Critic(Estimator):
             critic.to(device=x.device, dtype=x.dtype)
             self.optimizer = None
         if self.optimizer is None:
+            self._check_output(critic, x)
             self.optimizer = self._make_optimizer(critic.parameters())
             self._after_build(critic)
         return critic
+
+    @staticmethod
+    def _check_output(critic: nn.Module, x: Tensor) -> None:
+        """Raise unless the critic maps a batch of k samples to k scores, shape (k,) or (k, 1)."""
+        probe = x[:2].detach()
+        with torch.no_grad():
+            scores = critic(probe)
+        k = probe.shape[0]
+        if not isinstance(scores, Tensor) or tuple(scores.shape) not in ((k,), (k, 1)):
+            shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+            raise ValueError(
+                f"critic maps a batch of shape {tuple(probe.shape)} to {shape}; "
+                f"expected one score per sample, shape ({k},) or ({k}, 1)"
+            )
 
     def _after_build(self, critic: nn.Module) -> None:
         """Hook run once the critic and its optimiser exist."""
@@ -125,7 +140,7 @@ class _Critic(Estimator):
             # W_1 is exactly 0 and 0 is a subgradient at its minimum, while the
             # critic's own gradient would push x away from y.
             value = value * 0.0
-        result = SolveResult(value=float(value.detach()), iterations=self.n_critic, converged=True, seconds=seconds)
+        result = SolveResult(value=float(value.detach()), iterations=self.n_critic, converged=None, seconds=seconds)
         return value, result
 
 

@@ -290,3 +290,16 @@ def test_exact_default_cap_grows_with_n() -> None:
     est = otbench.estimator("exact", p=1)
     est(x, y)
     assert est.last_solve.converged is True
+
+
+def test_critic_output_shape_checked() -> None:
+    est = otbench.estimator("critic-gp", critic=torch.nn.Linear(2, 3))
+    with pytest.raises(ValueError, match=r"critic maps a batch of shape \(2, 2\) to \(2, 3\); expected one score"):
+        est(torch.randn(8, 2), torch.randn(8, 2))
+
+
+@pytest.mark.parametrize("name", ["critic-clip", "critic-gp"])
+def test_critic_has_no_convergence_flag(name: str) -> None:
+    est = otbench.estimator(name, n_critic=1)
+    est(torch.randn(8, 2), torch.randn(8, 2))
+    assert est.last_solve.converged is None
