@@ -112,13 +112,31 @@ def _accuracy_section(accuracy: pd.DataFrame, palette: dict[str, Any], figure_di
     ]
     if any_ratio:
         blocks.append(Paragraph(tables.SCALE_UNKNOWN_NOTE))
+    ratio_path = figures.ratio_vs_n(accuracy, palette, figure_dir / "ratio_vs_n.png")
+    left_out = _scale_unknown_note(accuracy, ratio_drawn=ratio_path is not None)
     drawn = [
         (figures.accuracy_vs_n(accuracy, palette, figure_dir / "accuracy_vs_n.png"),
-         "Relative error against n (log-log), per problem."),
+         "Relative error against n (log-log), per problem." + left_out),
         (figures.accuracy_vs_seconds(accuracy, palette, figure_dir / "accuracy_vs_seconds.png"),
-         "Relative error against inner-loop seconds: points are cells, lines join the means over seeds in order of n."),
+         "Relative error against inner-loop seconds: points are cells, lines join the means over seeds in order of n."
+         + left_out),
+        (ratio_path,
+         "Ratio estimate / truth against n (log-log) for estimators whose scale is unknown, per problem. "
+         "The ratio is not expected to be 1: a flat line with a narrow band means a stable unknown factor."),
     ]
     return blocks + [Figure(path, caption) for path, caption in drawn if path is not None]
+
+
+def _scale_unknown_note(accuracy: pd.DataFrame, *, ratio_drawn: bool) -> str:
+    """Return a caption sentence naming the estimators left out of the relative-error figures, or ''."""
+    names = sorted(accuracy.loc[~accuracy["scale_known"], "series"].unique())
+    if not names:
+        return ""
+    where = "the table and the ratio figure below" if ratio_drawn else "the table"
+    return (
+        f" Not drawn: {', '.join(names)}, whose scale is unknown, so relative error does not apply; "
+        f"{where} give the ratio estimate / truth instead."
+    )
 
 
 def _cost_section(cost: pd.DataFrame, palette: dict[str, Any], figure_dir: Path) -> list[Block]:
@@ -132,10 +150,57 @@ def _cost_section(cost: pd.DataFrame, palette: dict[str, Any], figure_dir: Path)
         ),
         Table(tables.cost_table(cost)),
     ]
+    blocks += _memory_notes(cost)
     path = figures.cost_vs_n(cost, palette, figure_dir / "cost_vs_n.png")
     if path is not None:
-        blocks.append(Figure(path, "Median inner-loop seconds per call against n (log-log), per d; peak memory below where recorded."))
+        blocks.append(Figure(
+            path,
+            "Median inner-loop seconds per call against n (log-log), per d. Below, where recorded: peak memory "
+            f"added against n, on an axis that is linear below {figures.MEMORY_LINEAR_MIB:g} MiB and logarithmic "
+            "above, so that cells with no measurable increase show at 0.",
+        ))
     return blocks
+
+
+def _memory_notes(cost: pd.DataFrame) -> list[Block]:
+    """Explain the peak-memory column and name the cells where it is 0 or missing."""
+    memory = cost["peak_memory_bytes"]
+    if memory.isna().all():
+        return [Paragraph("Peak memory was not recorded: it cannot be read on this platform.")]
+    notes = [
+        "Peak memory added is the peak during the timed calls minus the memory in use before them "
+        "(CPU: Linux peak resident set size; CUDA: maximum allocated memory). Memory that torch reuses "
+        "from the warm-up call or keeps cached is not counted, so small allocations can read as 0."
+    ]
+    zero = cost[memory == 0]
+    if not zero.empty:
+        notes.append(
+            f"No measurable increase (0 MiB) in {len(zero)} of {len(cost)} cells: {_sizes_by_series(zero)}."
+        )
+    missing = cost[memory.isna()]
+    if not missing.empty:
+        notes.append(f"No memory value in {len(missing)} of {len(cost)} cells: {_sizes_by_series(missing)}.")
+    return [Paragraph(" ".join(notes))]
+
+
+def _sizes_by_series(cells: pd.DataFrame) -> str:
+    """Return a list such as ``exact at n = 256, 512; sinkhorn at n = 256`` (with d where cells differ in d)."""
+    with_d = cells["d"].nunique(dropna=False) > 1
+    parts = []
+    for series, group in cells.groupby("series", sort=True):
+        pairs = group[["d", "n"]].astype(float).drop_duplicates().sort_values(["d", "n"])
+        listed = ", ".join(
+            f"{_plain(n)} (d={_plain(d)})" if with_d else _plain(n) for d, n in zip(pairs["d"], pairs["n"])
+        )
+        parts.append(f"{series} at n = {listed}")
+    return "; ".join(parts)
+
+
+def _plain(value: Any) -> str:
+    """Format a size from a record: 256.0 as 256, null as '?'."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "?"
+    return str(int(value)) if isinstance(value, (int, float)) and float(value).is_integer() else str(value)
 
 
 def _training_section(training: pd.DataFrame, palette: dict[str, Any], figure_dir: Path) -> list[Block]:
@@ -149,6 +214,7 @@ def _training_section(training: pd.DataFrame, palette: dict[str, Any], figure_di
         ),
         Table(tables.training_table(training)),
     ]
+    blocks += _classifier_notes(training)
     evaluations = evaluations_frame(training)
     drawn = [
         (figures.quality_vs_steps(evaluations, palette, figure_dir / "quality_vs_steps.png"),
@@ -161,6 +227,28 @@ def _training_section(training: pd.DataFrame, palette: dict[str, Any], figure_di
         drawn.append((figures.samples_figure(training, data, palette, path, _heldout(data)),
                       f"Generator samples from the fixed noise at the last step: {data}."))
     return blocks + [Figure(path, caption) for path, caption in drawn if path is not None]
+
+
+def _classifier_notes(training: pd.DataFrame) -> list[Block]:
+    """State, once per data set, the held-out accuracy of the classifier behind ``frechet_distance``.
+
+    The accuracy is a property of the fixed feature classifier, the same for
+    every estimator, so the training table leaves it out.
+    """
+    column = "final.classifier_accuracy"
+    if column not in training:
+        return []
+    blocks: list[Block] = []
+    for data, group in training.groupby("data", sort=True):
+        values = sorted({round(float(v), 4) for v in group[column] if np.isfinite(v)})
+        if not values:
+            continue
+        accuracy = f"{values[0]:.4g}" if len(values) == 1 else f"{values[0]:.4g} to {values[-1]:.4g}"
+        blocks.append(Paragraph(
+            f"{data}: frechet_distance is the Fréchet distance in the features of a {data} classifier "
+            f"with held-out accuracy {accuracy}."
+        ))
+    return blocks
 
 
 def _heldout(name: str) -> np.ndarray | None:

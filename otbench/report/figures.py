@@ -11,6 +11,7 @@ nothing to draw.
 
 from __future__ import annotations
 
+import colorsys
 import logging
 import math
 import re
@@ -24,17 +25,20 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+
+from .axes import format_log_axis, format_symlog_axis, tick_at_sizes  # noqa: E402
 
 __all__ = [
     "accuracy_vs_n",
     "accuracy_vs_seconds",
+    "ratio_vs_n",
     "cost_vs_n",
     "estimator_palette",
     "quality_vs_steps",
@@ -50,28 +54,72 @@ QUALITY_METRICS = {"w2_heldout": ("W_2 to held-out data", "log"), "hq_fraction":
 DPI = 110
 PANEL_SIZE = (3.6, 3.0)
 MAX_COLUMNS = 3
+# Width in inches added for the legend on the right, and the minimum figure
+# width, so that a one-panel figure keeps a panel wide enough for its title.
+LEGEND_WIDTH = 1.9
+MIN_WIDTH = 6.4
+
+# Peak memory below this many MiB is drawn on a linear scale, above it on a log scale.
+MEMORY_LINEAR_MIB = 1.0
+
+_ORDER_SUFFIX = re.compile(r"^(?P<estimator>.*) \(p=(?P<p>[^)]*)\)$")
 
 
 def estimator_palette(series: Sequence[str]) -> dict[str, Any]:
-    """Return one colour per series (estimator label, with p where needed), the same in every figure."""
-    names = sorted(set(series))
-    colours = sns.color_palette("tab10", max(len(names), 1))
-    return dict(zip(names, colours))
+    """Return one colour per series, built once for the whole report.
 
+    Each estimator label gets its own hue. Where a label runs with several p,
+    its series ``"label (p=k)"`` get shades of that hue, darker for smaller p.
+    So an estimator keeps its hue in every figure, split by p or not.
 
-def _tick_at_sizes(ax: Any, sizes: pd.Series) -> None:
-    """Label a log x axis at the sample sizes that were run, as plain integers.
-
-    Matplotlib's default minor labels on a log axis (3x10^2, 4x10^2) overlap.
+    Args:
+        series: every series name of every task (see ``load.add_series``).
     """
-    values = sorted({int(v) for v in sizes.dropna()})
-    ax.set_xticks(values, [str(v) for v in values])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    by_estimator: dict[str, list[str]] = {}
+    for name in sorted(set(series)):
+        by_estimator.setdefault(_estimator_of(name), []).append(name)
+    count = max(len(by_estimator), 1)
+    hues = sns.color_palette("tab10" if count <= 10 else "husl", count)
+    palette: dict[str, Any] = {}
+    for (estimator, names), colour in zip(sorted(by_estimator.items()), hues):
+        variants = sorted((name for name in names if name != estimator), key=_order_key)
+        palette[estimator] = tuple(colour)
+        for name, shade in zip(variants, _shades(colour, len(variants))):
+            palette[name] = shade
+    return palette
+
+
+def _estimator_of(series: str) -> str:
+    match = _ORDER_SUFFIX.match(series)
+    return match.group("estimator") if match else series
+
+
+def _order_key(series: str) -> tuple[float, str]:
+    match = _ORDER_SUFFIX.match(series)
+    try:
+        return (float(match.group("p")) if match else math.inf, series)
+    except ValueError:
+        return (math.inf, series)
+
+
+def _shades(colour: Sequence[float], count: int) -> list[tuple[float, float, float]]:
+    """Return ``count`` shades of ``colour`` from darker to lighter, by changing its lightness."""
+    if count <= 1:
+        return [tuple(colour)] * count  # type: ignore[list-item]
+    hue, lightness, saturation = colorsys.rgb_to_hls(*colour[:3])
+    levels = np.linspace(max(lightness - 0.13, 0.2), min(lightness + 0.2, 0.8), count)
+    return [colorsys.hls_to_rgb(hue, float(level), saturation) for level in levels]
 
 
 def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
-    """Draw relative error against n, one panel per problem, log-log."""
-    frame = accuracy[accuracy["scale_known"] & accuracy["relative_error"].notna()]
+    """Draw relative error against n, one panel per problem, log-log.
+
+    Estimators whose scale is unknown (weight-clipped critics) have no
+    relative error and are left out; ``ratio_vs_n`` draws them.
+    """
+    # NOTE: a relative error of exactly 0 cannot be drawn on the log axis, so
+    # such cells are left out of the figure. The table still counts them.
+    frame = accuracy[accuracy["scale_known"] & (accuracy["relative_error"] > 0)]
     if frame.empty:
         return None
     problems = sorted(frame["problem_label"].unique())
@@ -80,7 +128,32 @@ def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -
         data = frame[frame["problem_label"] == problem]
         _line_with_seeds(ax, data, "n", "relative_error", palette)
         ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="n (samples per side)", ylabel="relative error")
-        _tick_at_sizes(ax, data["n"])
+        tick_at_sizes(ax, data["n"])
+        format_log_axis(ax, "y")
+    return _save(fig, path, palette, frame["series"].unique())
+
+
+def ratio_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw the ratio estimate / truth against n for estimators whose scale is unknown, log-log.
+
+    Such an estimator (a weight-clipped critic) returns W_1 times an unknown
+    factor, so its ratio is not expected to be 1. A flat line means that the
+    factor is stable across n, and a narrow band that it is stable across seeds.
+    """
+    frame = accuracy[~accuracy["scale_known"]].copy()
+    frame["ratio"] = frame["ratio"].fillna(frame["estimate"] / frame["truth"])
+    frame = frame[frame["ratio"] > 0]
+    if frame.empty:
+        return None
+    problems = sorted(frame["problem_label"].unique())
+    fig, axes = _panels(len(problems))
+    for ax, problem in zip(axes, problems):
+        data = frame[frame["problem_label"] == problem]
+        _line_with_seeds(ax, data, "n", "ratio", palette)
+        ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="n (samples per side)",
+               ylabel="ratio estimate / truth")
+        tick_at_sizes(ax, data["n"])
+        format_log_axis(ax, "y")
     return _save(fig, path, palette, frame["series"].unique())
 
 
@@ -88,10 +161,11 @@ def accuracy_vs_seconds(accuracy: pd.DataFrame, palette: dict[str, Any], path: P
     """Draw relative error against inner-loop seconds, one panel per problem, log-log.
 
     Points are single cells; lines join each estimator's means over seeds in
-    order of n, so a line shows what more samples cost and buy.
+    order of n, so a line shows what more samples cost and buy. Estimators
+    whose scale is unknown are left out, as in ``accuracy_vs_n``.
     """
     frame = accuracy[
-        accuracy["scale_known"] & accuracy["relative_error"].notna() & (accuracy["inner_seconds"] > 0)
+        accuracy["scale_known"] & (accuracy["relative_error"] > 0) & (accuracy["inner_seconds"] > 0)
     ]
     if frame.empty:
         return None
@@ -108,13 +182,18 @@ def accuracy_vs_seconds(accuracy: pd.DataFrame, palette: dict[str, Any], path: P
             line = line.sort_values("n")
             ax.plot(line["inner_seconds"], line["relative_error"], marker="o", color=palette[series])
         ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="inner-loop seconds", ylabel="relative error")
+        format_log_axis(ax, "x", decades_only=True)
+        format_log_axis(ax, "y")
     return _save(fig, path, palette, frame["series"].unique())
 
 
 def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
     """Draw median inner-loop seconds against n, one panel per d, log-log.
 
-    A second row shows peak memory against n where the records have it.
+    A second row shows peak memory against n where the records have it, on a
+    symmetric log axis (linear below ``MEMORY_LINEAR_MIB``) so that cells
+    with no measurable increase stay visible at 0. Cells without a memory
+    value are left out of that row.
     """
     frame = cost[cost["inner_seconds_median"] > 0].copy()
     if frame.empty:
@@ -122,27 +201,26 @@ def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path |
     frame["d_label"] = frame["d"].map(lambda d: f"d={int(d)}" if _finite(d) else "d unknown")
     labels = sorted(frame["d_label"].unique(), key=_natural_key)
     has_memory = bool(frame["peak_memory_bytes"].notna().any())
-    rows = 2 if has_memory else 1
-    fig, grid = plt.subplots(
-        rows, len(labels), figsize=(PANEL_SIZE[0] * len(labels), PANEL_SIZE[1] * rows),
-        squeeze=False, layout="constrained", dpi=DPI,
-    )
+    fig, grid = _grid(2 if has_memory else 1, len(labels))
     for column, label in enumerate(labels):
         data = frame[frame["d_label"] == label]
         ax = grid[0][column]
         _line_with_seeds(ax, data, "n", "inner_seconds_median", palette)
         ax.set(xscale="log", yscale="log", title=_wrap(label), xlabel="n (samples per side)",
                ylabel="inner-loop seconds per call (median)")
-        _tick_at_sizes(ax, data["n"])
+        tick_at_sizes(ax, data["n"])
+        format_log_axis(ax, "y", decades_only=True)
         if has_memory:
             ax = grid[1][column]
-            memory = data[data["peak_memory_bytes"] > 0].assign(peak_mib=lambda f: f["peak_memory_bytes"] / 2**20)
+            memory = data[data["peak_memory_bytes"].notna()]
+            memory = memory.assign(peak_mib=memory["peak_memory_bytes"] / 2**20)
             if memory.empty:
                 ax.set_axis_off()
                 continue
             _line_with_seeds(ax, memory, "n", "peak_mib", palette)
-            ax.set(xscale="log", yscale="log", xlabel="n (samples per side)", ylabel="peak memory (MiB)")
-            _tick_at_sizes(ax, memory["n"])
+            ax.set(xscale="log", xlabel="n (samples per side)", ylabel="peak memory added (MiB)")
+            format_symlog_axis(ax, "y", MEMORY_LINEAR_MIB)
+            tick_at_sizes(ax, memory["n"])
     return _save(fig, path, palette, frame["series"].unique())
 
 
@@ -183,7 +261,7 @@ def samples_figure(
     snapshots = [np.asarray(snapshot, dtype=float) for snapshot in cells["snapshot"]]
     reference = None if heldout is None else _plane(np.asarray(heldout, dtype=float))
     limits = _limits([_plane(s) for s in snapshots if s.ndim != 4] + ([reference] if reference is not None else []))
-    fig, axes = _panels(len(cells))
+    fig, axes = _panels(len(cells), legend=False)
     for ax, series, snapshot in zip(axes, cells["series"], snapshots):
         if snapshot.ndim == 4:
             _image_grid(ax, snapshot)
@@ -209,10 +287,7 @@ def _quality(evaluations: pd.DataFrame, palette: dict[str, Any], path: Path, *, 
     if evaluations.empty or not metrics:
         return None
     datasets = sorted(evaluations["data"].dropna().unique())
-    fig, grid = plt.subplots(
-        len(metrics), len(datasets), figsize=(PANEL_SIZE[0] * len(datasets), PANEL_SIZE[1] * len(metrics)),
-        squeeze=False, layout="constrained", dpi=DPI,
-    )
+    fig, grid = _grid(len(metrics), len(datasets))
     for row, metric in enumerate(metrics):
         label, scale = QUALITY_METRICS[metric]
         for column, data in enumerate(datasets):
@@ -230,6 +305,7 @@ def _quality(evaluations: pd.DataFrame, palette: dict[str, Any], path: Path, *, 
                 )
             if scale == "log" and bool((frame[metric] > 0).all()):
                 ax.set_yscale("log")
+                format_log_axis(ax, "y")
             ax.set(title=_wrap(data) if row == 0 else "", xlabel=xlabel, ylabel=label)
     return _save(fig, path, palette, evaluations["series"].unique())
 
@@ -243,34 +319,49 @@ def _line_with_seeds(ax: Axes, data: pd.DataFrame, x: str, y: str, palette: dict
     sns.scatterplot(data=data, x=x, y=y, hue="series", palette=palette, alpha=0.35, s=14, legend=False, ax=ax)
 
 
-def _panels(count: int) -> tuple[Figure, list[Axes]]:
+def _panels(count: int, *, legend: bool = True) -> tuple[Figure, list[Axes]]:
+    """Create a figure of ``count`` panels, up to ``MAX_COLUMNS`` per row, the spare cells hidden."""
     columns = min(count, MAX_COLUMNS)
-    rows = math.ceil(count / columns)
-    fig, grid = plt.subplots(
-        rows, columns, figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows),
-        squeeze=False, layout="constrained", dpi=DPI,
-    )
+    fig, grid = _grid(math.ceil(count / columns), columns, legend=legend)
     axes = list(grid.flat)
     for ax in axes[count:]:
         ax.set_axis_off()
     return fig, axes[:count]
 
 
+def _grid(rows: int, columns: int, *, legend: bool = True) -> tuple[Figure, np.ndarray]:
+    """Create a rows x columns grid of axes, with room on the right for a legend.
+
+    The figure is at least ``MIN_WIDTH`` inches wide, so that a single panel
+    stays wide enough for its wrapped title to end before the legend.
+    """
+    width = max(PANEL_SIZE[0] * columns + (LEGEND_WIDTH if legend else 0.0), MIN_WIDTH)
+    fig, grid = plt.subplots(
+        rows, columns, figsize=(width, PANEL_SIZE[1] * rows), squeeze=False, layout="constrained", dpi=DPI
+    )
+    return fig, grid
+
+
 def _save(fig: Figure, path: Path, palette: dict[str, Any] | None = None, estimators: Iterable[str] = ()) -> Path:
     """Add a legend of ``estimators`` (when a palette is given), write the PNG and close the figure."""
     if palette:
-        present = set(estimators)
-        handles = [
-            Line2D([0], [0], color=colour, marker="o", label=name)
-            for name, colour in palette.items()
-            if name in present
-        ]
-        fig.legend(handles=handles, title="estimator", loc="outside right upper")
+        _add_legend(fig, palette, estimators)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     logger.debug("wrote %s", path)
     return path
+
+
+def _add_legend(fig: Figure, palette: dict[str, Any], estimators: Iterable[str]) -> Legend:
+    """Add a figure legend, right of the panels, of the series in ``estimators``, in palette order."""
+    present = set(estimators)
+    handles = [
+        Line2D([0], [0], color=colour, marker="o", label=name)
+        for name, colour in palette.items()
+        if name in present
+    ]
+    return fig.legend(handles=handles, title="estimator", loc="outside right upper")
 
 
 def _image_grid(ax: Axes, images: np.ndarray, limit: int = 64) -> None:

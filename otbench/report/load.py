@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -112,7 +113,8 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
     Columns: the record's identity (``estimator``, ``problem``, ``problem_label``,
     ``n``, ``d``, ``p``, ``seed``, ``status``) and the result's keys without the
     ``result.`` prefix (``estimate``, ``truth``, ``relative_error``, ``ratio``,
-    ``scale_known``, ``inner_seconds``, ...).
+    ``scale_known``, ``inner_seconds``, ``iterations``, ``converged``, ...).
+    ``iterations`` is NaN and ``converged`` is None where the record has null.
     """
     frame = _task_rows(records, "accuracy")
     if frame.empty:
@@ -124,7 +126,11 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
         frame["scale_known"] = frame["scale_known"].map(lambda value: value is not False)
     else:
         frame["scale_known"] = True
-    return _numeric(frame, ("estimate", "truth", "relative_error", "ratio", "inner_seconds"))
+    # converged is null where the estimator has no stopping criterion (critics).
+    # It stays None, because reading it as False would count critics as failures.
+    converged = frame["converged"] if "converged" in frame else pd.Series([None] * len(frame), index=frame.index)
+    frame["converged"] = pd.Series([_flag(value) for value in converged], index=frame.index, dtype=object)
+    return _numeric(frame, ("estimate", "truth", "relative_error", "ratio", "inner_seconds", "iterations"))
 
 
 def cost_frame(records: pd.DataFrame) -> pd.DataFrame:
@@ -241,6 +247,11 @@ def _problem_label(problem: Any, params: dict[str, Any]) -> str:
 def _plain_int(value: Any) -> Any:
     number = _number(value)
     return int(number) if math.isfinite(number) and number == int(number) else value
+
+
+def _flag(value: Any) -> bool | None:
+    """Return a record's boolean flag as a Python bool, or None where it is null or not a boolean."""
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None
 
 
 def _number(value: Any) -> float:

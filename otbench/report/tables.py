@@ -16,12 +16,15 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "CONTEXT_METRICS",
+    "NOT_APPLICABLE",
     "SCALE_UNKNOWN_NOTE",
     "STATUSES",
     "accuracy_table",
     "cost_table",
     "environment_table",
     "failures_table",
+    "format_converged",
     "format_mean_sd",
     "skipped_table",
     "status_table",
@@ -38,6 +41,16 @@ SCALE_UNKNOWN_NOTE = (
 
 # Maximum length of a message in the failures table, in characters.
 MESSAGE_LENGTH = 120
+
+# Shown where every value of a group is null: the quantity does not apply,
+# for example the converged flag of a critic, which has no stopping criterion.
+NOT_APPLICABLE = "n/a"
+
+# Final metrics that describe the evaluation, not the generator's samples, so
+# they are the same for every estimator and are left out of the training table.
+# classifier_accuracy is the held-out accuracy of the fixed digits classifier
+# whose features frechet_distance uses.
+CONTEXT_METRICS = ("classifier_accuracy",)
 
 
 def format_mean_sd(values: Iterable[Any], digits: int = 4) -> str:
@@ -57,6 +70,11 @@ def format_mean_sd(values: Iterable[Any], digits: int = 4) -> str:
 
 def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """Summarise accuracy cells per estimator, problem, p and n.
+
+    The ``iterations`` column is the mean of the inner iterations or critic
+    steps; ``converged`` counts the cells whose last solve converged. Both are
+    ``n/a`` where every record of the group has null (critics have no
+    stopping criterion, and the exact solver reports no iteration count).
 
     Args:
         accuracy: the frame of ``load.accuracy_frame``.
@@ -86,9 +104,19 @@ def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
                 "truth": format_mean_sd(group["truth"]),
                 "relative error": error,
                 "inner seconds": format_mean_sd(group["inner_seconds"], digits=3),
+                "iterations": format_mean_sd(group["iterations"]) or NOT_APPLICABLE,
+                "converged": format_converged(group["converged"]),
             }
         )
     return pd.DataFrame(rows), any_ratio
+
+
+def format_converged(flags: Iterable[Any]) -> str:
+    """Count the converged flags as ``"k of m"`` over the non-null flags, or ``"n/a"`` when all are null."""
+    known = [bool(flag) for flag in flags if flag is not None and not (isinstance(flag, float) and math.isnan(flag))]
+    if not known:
+        return NOT_APPLICABLE
+    return f"{sum(known)} of {len(known)}"
 
 
 def cost_table(cost: pd.DataFrame) -> pd.DataFrame:
@@ -114,8 +142,12 @@ def cost_table(cost: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_table(training: pd.DataFrame) -> pd.DataFrame:
-    """Summarise training cells per estimator, data set and p: final metrics and total seconds."""
-    metrics = sorted(column for column in training.columns if column.startswith("final."))
+    """Summarise training cells per estimator, data set and p: final metrics and total seconds.
+
+    Metrics in ``CONTEXT_METRICS`` are left out, because the report states them once.
+    """
+    context = {f"final.{metric}" for metric in CONTEXT_METRICS}
+    metrics = sorted(column for column in training.columns if column.startswith("final.") and column not in context)
     rows = []
     for (estimator, data, p), group in training.groupby(["estimator", "data", "p"], sort=True, dropna=False):
         row: dict[str, Any] = {

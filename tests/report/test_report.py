@@ -10,13 +10,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+import colorsys
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
 
-from otbench.report import load_records, write_report
+from otbench.report import figures, load_records, write_report
+from otbench.report.axes import format_log_axis, format_symlog_axis, tick_at_sizes
 from otbench.report.load import accuracy_frame
-from otbench.report.tables import format_mean_sd, shorten
+from otbench.report.tables import format_converged, format_mean_sd, shorten
 
 COMMAND = ["otbench", "run", "benchmarks/quick.toml", "--out", "runs/quick"]
 
@@ -43,6 +47,8 @@ SKIPPED = [
         "reason": "dual critics estimate W_1 only; p=2 is not supported",
     }
 ]
+
+CLASSIFIER_ACCURACY = 0.9667
 
 ESTIMATOR_NAMES = {"exact": "exact", "sinkhorn-0.05": "sinkhorn", "critic-clip": "critic-clip", "critic-gp": "critic-gp"}
 
@@ -84,7 +90,15 @@ def make_record(
     }
 
 
-def accuracy_result(estimate: float, truth: float, inner_seconds: float, scale_known: bool = True) -> dict[str, Any]:
+def accuracy_result(
+    estimate: float,
+    truth: float,
+    inner_seconds: float,
+    scale_known: bool = True,
+    *,
+    iterations: int | None = 40,
+    converged: bool | None = True,
+) -> dict[str, Any]:
     return {
         "estimate": estimate,
         "truth": truth,
@@ -92,8 +106,8 @@ def accuracy_result(estimate: float, truth: float, inner_seconds: float, scale_k
         "ratio": estimate / truth,
         "scale_known": scale_known,
         "inner_seconds": inner_seconds,
-        "iterations": 40,
-        "converged": True,
+        "iterations": iterations,
+        "converged": converged,
         "samples_used": 128,
     }
 
@@ -120,6 +134,8 @@ def training_result(final_w2: float, inner_per_step: float, sample_shape: list[i
         row = {"step": step, "elapsed_seconds": 0.05 * step, "w2_heldout": w2}
         if sample_shape == [2]:
             row.update({"hq_fraction": step / 5.0, "modes_covered": 2.0 * step})
+        else:
+            row.update({"frechet_distance": 10.0 * w2, "classifier_accuracy": CLASSIFIER_ACCURACY})
         evaluations.append(row)
     final = {key: value for key, value in evaluations[-1].items() if key not in ("step", "elapsed_seconds")}
     rng = np.random.default_rng(seed)
@@ -162,7 +178,8 @@ def all_records() -> list[dict[str, Any]]:
     )
     for seed, estimate in enumerate((0.010, 0.012, 0.014)):
         records.append(
-            make_record("accuracy", "critic-clip", seed, accuracy_result(estimate, 2.0, 0.5, scale_known=False),
+            make_record("accuracy", "critic-clip", seed,
+                        accuracy_result(estimate, 2.0, 0.5, scale_known=False, iterations=None, converged=None),
                         problem="gaussians", n=64, d=2, p=1)
         )
     records.append(
@@ -232,6 +249,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 FIGURES = [
     "accuracy_vs_n.png",
     "accuracy_vs_seconds.png",
+    "ratio_vs_n.png",
     "cost_vs_n.png",
     "quality_vs_steps.png",
     "quality_vs_time.png",
@@ -286,7 +304,7 @@ def test_header_shows_environment(report: tuple[Path, str, str]) -> None:
 def test_accuracy_means_exact(report: tuple[Path, str, str]) -> None:
     row = find_row(report[1], "exact", "gaussians (d=2)", "64", "2")
     # estimates 2.1, 2.2, 2.3 against truth 2: relative errors 0.05, 0.10, 0.15.
-    assert row[4:] == ["3", "2.2 ± 0.1", "2 ± 0", "0.1 ± 0.05", "0.002 ± 0.001"]
+    assert row[4:] == ["3", "2.2 ± 0.1", "2 ± 0", "0.1 ± 0.05", "0.002 ± 0.001", "40 ± 0", "3 of 3"]
 
 
 def test_accuracy_order_separate_rows(report: tuple[Path, str, str]) -> None:
@@ -316,6 +334,20 @@ def test_accuracy_ratio_footnote(report: tuple[Path, str, str]) -> None:
     assert "W_1 only up to an unknown factor" in report[1]
 
 
+def test_accuracy_null_solve_fields(report: tuple[Path, str, str]) -> None:
+    # The clip critic's records have iterations and converged null.
+    row = find_row(report[1], "critic-clip", "gaussians (d=2)", "64", "1")
+    assert row[-2:] == ["n/a", "n/a"]
+
+
+def test_accuracy_captions_name_left_out(report: tuple[Path, str, str]) -> None:
+    captions = [line for line in report[1].splitlines() if line.startswith("*Relative error against")]
+    assert len(captions) == 2
+    for caption in captions:
+        assert "Not drawn: critic-clip, whose scale is unknown" in caption
+        assert "ratio estimate / truth" in caption
+
+
 def test_cost_row_means(report: tuple[Path, str, str]) -> None:
     row = find_row(report[1], "exact", "100", "2", "2")
     # medians 0.004 and 0.006 s; peaks 1 and 3 MiB.
@@ -342,7 +374,18 @@ def test_training_single_seed_row(report: tuple[Path, str, str]) -> None:
     header = next(row for row in table_rows(report[1]) if row[:2] == ["estimator", "data"])
     values = dict(zip(header, find_row(report[1], "sinkhorn-0.05", "digits")))
     assert values["w2_heldout"] == "50"
+    assert values["frechet_distance"] == "500"
     assert values["hq_fraction"] == ""
+
+
+def test_training_table_omits_classifier(report: tuple[Path, str, str]) -> None:
+    header = next(row for row in table_rows(report[1]) if row[:2] == ["estimator", "data"])
+    assert "classifier_accuracy" not in header
+
+
+def test_training_states_classifier_once(report: tuple[Path, str, str]) -> None:
+    sentence = "Fréchet distance in the features of a digits classifier with held-out accuracy 0.9667"
+    assert report[1].count(sentence) == 1
 
 
 def test_status_counts(report: tuple[Path, str, str]) -> None:
@@ -461,3 +504,180 @@ def test_shorten_message() -> None:
     assert shorten("first line\nsecond line") == "first line…"
     assert shorten("x" * 200, length=10) == "x" * 9 + "…"
     assert shorten(None) == ""
+
+
+def test_format_converged_values() -> None:
+    assert format_converged([True, False, True]) == "2 of 3"
+    assert format_converged([None, None]) == "n/a"
+    assert format_converged([True, None]) == "1 of 1"
+
+
+def test_accuracy_frame_keeps_null_flags(tmp_path: Path) -> None:
+    records = [
+        make_record("accuracy", "critic-gp", seed, accuracy_result(2.2, 2.0, 0.1, iterations=None, converged=None),
+                    problem="g", n=8, d=1, p=1)
+        for seed in (0, 1)
+    ]
+    write_run(tmp_path, records, truncated=False)
+    frame = accuracy_frame(load_records(tmp_path))
+    assert list(frame["converged"]) == [None, None]
+    assert bool(frame["iterations"].isna().all())
+
+
+def test_all_null_solve_fields_render(tmp_path: Path) -> None:
+    records = [
+        make_record("accuracy", "critic-gp", seed, accuracy_result(2.2, 2.0, 0.1, iterations=None, converged=None),
+                    problem="g", n=8, d=1, p=1)
+        for seed in (0, 1)
+    ]
+    write_run(tmp_path, records, truncated=False)
+    markdown = write_report(tmp_path).read_text(encoding="utf-8")
+    row = find_row(markdown, "critic-gp", "g (d=1)", "8", "1")
+    assert row[-2:] == ["n/a", "n/a"]
+
+
+def hue(colour: Any) -> float:
+    return colorsys.rgb_to_hls(*colour[:3])[0]
+
+
+def test_palette_keeps_estimator_hue() -> None:
+    palette = figures.estimator_palette(["exact", "exact (p=1)", "exact (p=2)", "sinkhorn", "sinkhorn (p=2)"])
+    for name in ("exact (p=1)", "exact (p=2)"):
+        assert hue(palette[name]) == pytest.approx(hue(palette["exact"]), abs=0.02)
+    assert hue(palette["sinkhorn (p=2)"]) == pytest.approx(hue(palette["sinkhorn"]), abs=0.02)
+    assert hue(palette["exact"]) != pytest.approx(hue(palette["sinkhorn"]), abs=0.02)
+
+
+def test_palette_colours_distinct() -> None:
+    palette = figures.estimator_palette(["exact (p=1)", "exact (p=2)", "sinkhorn", "critic-gp", "critic-clip"])
+    colours = [tuple(round(c, 3) for c in colour) for colour in palette.values()]
+    assert len(set(colours)) == len(colours)
+
+
+def test_palette_independent_of_task() -> None:
+    # Accuracy splits exact by p, cost does not; the report builds one palette from both.
+    palette = figures.estimator_palette(["exact (p=1)", "exact (p=2)", "sinkhorn"] + ["exact", "sinkhorn"])
+    assert palette["exact"] == figures.estimator_palette(["exact", "sinkhorn"])["exact"]
+    assert palette["sinkhorn"] == figures.estimator_palette(["exact", "sinkhorn"])["sinkhorn"]
+
+
+def test_palette_shades_ordered_by_p() -> None:
+    palette = figures.estimator_palette(["exact (p=2)", "exact (p=1)"])
+    lightness = [colorsys.rgb_to_hls(*palette[name][:3])[1] for name in ("exact (p=1)", "exact (p=2)")]
+    assert lightness[0] < lightness[1]
+
+
+def visible_labels(ax: Any, axis_name: str) -> tuple[list[str], list[str]]:
+    """Return the non-empty major and minor tick labels inside the view of an axis."""
+    ax.figure.canvas.draw()
+    axis = ax.xaxis if axis_name == "x" else ax.yaxis
+    low, high = sorted(ax.get_xlim() if axis_name == "x" else ax.get_ylim())
+
+    def labels(ticks: list[Any]) -> list[str]:
+        return [t.label1.get_text() for t in ticks if low <= t.get_loc() <= high and t.label1.get_text()]
+
+    return labels(axis.get_major_ticks()), labels(axis.get_minor_ticks())
+
+
+@pytest.fixture
+def log_axes() -> Any:
+    fig, ax = plt.subplots(figsize=figures.PANEL_SIZE)
+    yield ax
+    plt.close(fig)
+
+
+def test_log_axis_seconds_decades(log_axes: Any) -> None:
+    log_axes.plot([0.03, 0.5], [1.0, 2.0])
+    log_axes.set_xscale("log")
+    format_log_axis(log_axes, "x", decades_only=True)
+    major, minor = visible_labels(log_axes, "x")
+    assert major == ["0.01", "0.1", "1"]
+    assert minor == []
+
+
+def test_log_axis_seconds_many_decades(log_axes: Any) -> None:
+    log_axes.plot([0.002, 15.0], [1.0, 2.0])
+    log_axes.set_xscale("log")
+    format_log_axis(log_axes, "x", decades_only=True)
+    major, minor = visible_labels(log_axes, "x")
+    assert major == ["0.01", "0.1", "1", "10"]
+    assert minor == []
+
+
+def test_log_axis_under_decade(log_axes: Any) -> None:
+    log_axes.plot([1.0, 2.0], [0.8, 3.2])
+    log_axes.set_yscale("log")
+    format_log_axis(log_axes, "y")
+    major, minor = visible_labels(log_axes, "y")
+    assert major == ["1", "2"]
+    assert minor == []
+
+
+def test_log_axis_narrow_range(log_axes: Any) -> None:
+    log_axes.plot([1.0, 2.0], [1.05, 1.7])
+    log_axes.set_yscale("log")
+    format_log_axis(log_axes, "y")
+    major, minor = visible_labels(log_axes, "y")
+    assert len(major) >= 2
+    assert minor == []
+
+
+def test_sizes_close_lose_label(log_axes: Any) -> None:
+    log_axes.plot([100, 10000], [1.0, 2.0])
+    log_axes.set_xscale("log")
+    tick_at_sizes(log_axes, [100, 105, 1000, 10000])
+    major, minor = visible_labels(log_axes, "x")
+    assert major == ["100", "1000", "10000"]
+    assert minor == []
+
+
+def test_symlog_axis_shows_zero(log_axes: Any) -> None:
+    log_axes.plot([1.0, 2.0, 3.0], [0.0, 5.0, 150.0])
+    format_symlog_axis(log_axes, "y", 1.0)
+    major, _ = visible_labels(log_axes, "y")
+    assert log_axes.get_ylim()[0] == 0
+    assert major == ["0", "1", "10", "100"]
+
+
+def test_one_panel_min_width() -> None:
+    fig, axes = figures._panels(1)
+    assert len(axes) == 1
+    assert fig.get_figwidth() >= figures.MIN_WIDTH
+    plt.close(fig)
+
+
+def test_one_panel_title_clear_of_legend() -> None:
+    fig, axes = figures._panels(1)
+    axes[0].plot([64, 128], [0.2, 1.0])
+    axes[0].set_title(figures._wrap("translation (d=2, paired=False, shift=1.0)"))
+    names = ["critic-gp", "exact (p=1)", "exact (p=2)", "sinkhorn (p=1)", "sinkhorn (p=2)"]
+    legend = figures._add_legend(fig, figures.estimator_palette(names), names)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title_box = axes[0].title.get_window_extent(renderer)
+    legend_box = legend.get_window_extent(renderer)
+    plt.close(fig)
+    assert title_box.x1 < legend_box.x0
+
+
+def test_one_panel_cost_png_width(tmp_path: Path) -> None:
+    records = [record for record in all_records() if record["task"] == "cost"]
+    write_run(tmp_path, records, truncated=False)
+    write_report(tmp_path)
+    with Image.open(tmp_path / "figures" / "cost_vs_n.png") as image:
+        assert image.size[0] >= figures.MIN_WIDTH * figures.DPI - 1
+
+
+def test_memory_zero_and_missing_noted(tmp_path: Path) -> None:
+    records = [
+        make_record("cost", "exact", 0, cost_result(0.01, 0), n=100, d=2),
+        make_record("cost", "exact", 0, cost_result(0.1, 8 * 2**20), n=1000, d=2),
+        make_record("cost", "sinkhorn-0.05", 0, cost_result(0.02, None), n=100, d=2),
+        make_record("cost", "sinkhorn-0.05", 0, cost_result(0.05, 2**20), n=1000, d=2),
+    ]
+    write_run(tmp_path, records, truncated=False)
+    markdown = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "No measurable increase (0 MiB) in 1 of 4 cells: exact at n = 100." in markdown
+    assert "No memory value in 1 of 4 cells: sinkhorn-0.05 at n = 100." in markdown
+    assert (tmp_path / "figures" / "cost_vs_n.png").is_file()
+
