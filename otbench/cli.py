@@ -105,14 +105,15 @@ def _build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--p", type=int, default=1, help="order p of W_p, 1 or 2 (default: 1)")
     estimate.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the samples and the critic (default: 0)")
     estimate.add_argument(
-        "--critic-steps", type=_positive_int, default=300, metavar="STEPS",
-        help="total critic steps before reading a critic's estimate (default: 300); "
+        "--critic-steps", type=_positive_int, default=1000, metavar="STEPS",
+        help="critic training steps, summed over calls, before a critic estimator's value is read: "
+        "the estimator is called ceil(STEPS / n_critic) times on the same pair (default: 1000); "
         "ignored by estimators without a critic",
     )
     estimate.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="estimator parameter, repeatable; VALUE is read as JSON when it parses, "
-        "else as a string (for example --param blur=0.05)",
+        help="estimator parameter other than p (set p with --p), repeatable; VALUE is read as JSON "
+        "when it parses, else as a string (for example --param blur=0.05)",
     )
     estimate.add_argument(
         "--problem-param", action="append", default=[], metavar="KEY=VALUE",
@@ -219,7 +220,7 @@ class _Progress:
         if event == "start":
             if info["already_done"]:
                 print(f"resuming: {info['already_done']} of {info['cells']} cells already recorded")
-            if self.enabled:
+            if self.enabled and info["to_run"]:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=info["to_run"], unit="cell", desc=Path(info["run_dir"]).name)
@@ -264,9 +265,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
             _yes(caps.inner_loop),
             _yes(caps.exact),
             _yes(caps.scale_known),
+            _yes(caps.images),
         ])
     print("Estimators")
-    print(tabulate(rows, headers=["name", "orders p", "weights", "inner loop", "exact", "scale known"]))
+    headers = ["name", "orders p", "weights", "inner loop", "exact", "scale known", "images"]
+    print(tabulate(rows, headers=headers))
+    print("scale known: no means the value is W_p only up to an unknown factor.")
+    print("images: yes means (n, C, H, W) samples are kept whole instead of flattened.")
 
     problem_rows = [[name, ", ".join(str(p) for p in problems.problem_class(name).orders)] for name in problems.available()]
     print("\nProblems")
@@ -288,10 +293,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
     from otbench.bench.tasks import run_accuracy
 
+    estimator_params = _key_values(args.param, "--param")
+    if "p" in estimator_params:
+        raise _UsageError("--param p is not allowed because --p sets the order; use --p, for example --p 2")
     cell = {
         "task": "accuracy",
         "estimator_name": args.name,
-        "estimator_params": {**_key_values(args.param, "--param"), "p": args.p},
+        "estimator_params": {**estimator_params, "p": args.p},
         "problem": args.problem,
         "problem_params": _key_values(args.problem_param, "--problem-param"),
         "n": args.n,
@@ -311,7 +319,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     rows += [
         ["inner seconds", _number(result["inner_seconds"])],
         ["iterations", "n/a" if result["iterations"] is None else str(result["iterations"])],
-        ["converged", _yes(result["converged"])],
+        ["converged", "n/a" if result["converged"] is None else _yes(result["converged"])],
     ]
     problem_params = json.dumps(cell["problem_params"])
     print(f"{args.name}, p={args.p}, problem {args.problem} {problem_params}, n={args.n}, seed={args.seed}")

@@ -60,6 +60,13 @@ def test_list_prints_components(capsys):
         assert name in out
 
 
+def test_list_capability_columns(capsys):
+    assert main(["list"]) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    assert "scale known" in header
+    assert "images" in header
+
+
 def test_estimate_table(capsys):
     code = main(["estimate", "exact", "--problem", "translation", "--n", "64", "--p", "2",
                  "--problem-param", "d=3", "--problem-param", "shift=2.0"])
@@ -68,6 +75,35 @@ def test_estimate_table(capsys):
     assert "truth           2" in out
     assert "relative error" in out
     assert "converged       yes" in out
+
+
+def test_estimate_critic_converged_na(capsys):
+    code = main(["estimate", "critic-gp", "--problem", "translation", "--n", "32",
+                 "--critic-steps", "4", "--param", "n_critic=2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "converged       n/a" in out
+    assert "iterations      4" in out
+
+
+def test_estimate_exact_iterations_na(capsys):
+    assert main(["estimate", "exact", "--problem", "translation", "--n", "16"]) == 0
+    assert "iterations      n/a" in capsys.readouterr().out
+
+
+def test_estimate_critic_steps_default():
+    from otbench.cli import _build_parser
+
+    args = _build_parser().parse_args(["estimate", "critic-gp", "--problem", "translation"])
+    assert args.critic_steps == 1000
+
+
+def test_estimate_help_critic_steps(capsys):
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 1000)" in out
+    assert "ceil(STEPS / n_critic)" in out
 
 
 def test_estimate_clip_shows_ratio(capsys):
@@ -86,6 +122,7 @@ def test_estimate_clip_shows_ratio(capsys):
         (["estimate", "exact", "--problem", "gaussians", "--p", "1"], "known only for p in [2]"),
         (["estimate", "exact", "--problem", "translation", "--param", "novalue"], "KEY=VALUE"),
         (["estimate", "nope", "--problem", "translation"], "unknown estimator 'nope'"),
+        (["estimate", "sinkhorn", "--problem", "translation", "--param", "p=2"], "use --p"),
     ],
 )
 def test_user_errors_exit_2(args, fragment, capsys):
@@ -116,6 +153,54 @@ def test_run_bad_suite_subprocess(tmp_path):
     assert completed.returncode == 2
     assert "cost[0].n" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_run_out_is_file_exit_2(tmp_path, capsys):
+    out = tmp_path / "plain"
+    out.write_text("")
+    assert main(["run", str(TINY), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: ")
+    assert str(out) in err
+    assert err.count("\n") == 1
+
+
+def test_run_out_under_file_exit_2(tmp_path, capsys):
+    (tmp_path / "plain").write_text("")
+    assert main(["run", str(TINY), "--out", str(tmp_path / "plain" / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: ")
+    assert f"{tmp_path / 'plain'} is not a folder" in err
+
+
+def test_run_all_skipped_exit_2(tmp_path, capsys):
+    suite = tmp_path / "skipped.toml"
+    suite.write_text('[estimators.critic-gp]\n[[cost]]\nn = 8\nd = 2\np = 2\n')
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "no valid cell to run" in err
+    assert "supports p in [1] only" in err
+
+
+def test_run_bool_value_toml_form(tmp_path, capsys):
+    suite = tmp_path / "bool.toml"
+    suite.write_text('[estimators.exact]\n[[cost]]\nn = true\nd = 2\n')
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "invalid value true;" in err
+    assert "True" not in err
+
+
+def test_resume_other_suite_exit_2(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "resolved.json").write_text('{"cells": [{"cell_id": "0000000000000000"}], "skipped": []}')
+    (run_dir / "records.jsonl").write_text('{"cell_id": "0000000000000000"}\n')
+    assert main(["run", str(TINY), "--out", str(run_dir), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: ")
+    assert "does not match the run" in err
+    assert sorted(path.name for path in run_dir.iterdir()) == ["records.jsonl", "resolved.json"]
 
 
 def test_run_existing_records_exit_2(tmp_path, capsys):

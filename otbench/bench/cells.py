@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .records import json_safe
-from .suite import Suite, SuiteError
+from .suite import Suite, SuiteError, format_value
 
 __all__ = ["Resolution", "cell_id", "resolve_suite"]
 
@@ -105,14 +105,14 @@ class _Resolver:
             raise SuiteError(
                 self.suite.source,
                 f"{where}.name" if config.name != label else where,
-                f"unknown estimator {config.name!r}; available: {', '.join(available)}",
+                f"unknown estimator {format_value(config.name)}; available: {', '.join(available)}",
             )
         orders = self.otbench.capabilities(config.name).orders
         try:
             self.otbench.estimator(config.name, p=orders[0], **config.params)
         except (ValueError, TypeError) as error:
             raise SuiteError(
-                self.suite.source, where, f"invalid parameters {config.params!r}: {error}"
+                self.suite.source, where, f"invalid parameters {format_value(config.params)}: {error}"
             ) from None
 
     def _estimator_fields(self, label: str, p: int) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class _Resolver:
         orders = self.otbench.capabilities(config.name).orders
         if p in orders:
             return None
-        return f"estimator {config.name!r} supports p in {list(orders)} only"
+        return f"estimator {format_value(config.name)} supports p in {list(orders)} only"
 
     def accuracy(self, where: str, settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from otbench import problems
@@ -138,18 +138,21 @@ class _Resolver:
             raise SuiteError(
                 self.suite.source,
                 f"{where}.problem",
-                f"unknown problem {name!r}; available: {', '.join(problems.available())}",
+                f"unknown problem {format_value(name)}; available: {', '.join(problems.available())}",
             )
         for params in _grid(settings["params"]):
             try:
                 problem = problems.get(name, **params)
             except (ValueError, TypeError) as error:
-                raise SuiteError(self.suite.source, f"{where}.params", f"invalid parameters {params!r}: {error}") from None
+                raise SuiteError(
+                    self.suite.source, f"{where}.params", f"invalid parameters {format_value(params)}: {error}"
+                ) from None
             problem_params = json_safe(problem.params())[0]
             for label, p in itertools.product(settings["estimators"], settings["p"]):
                 reason = self._unsupported(label, p)
                 if reason is None and p not in problem.orders:
-                    reason = f"problem {name!r} knows the true W_p only for p in {list(problem.orders)}"
+                    orders = list(problem.orders)
+                    reason = f"problem {format_value(name)} knows the true W_p only for p in {orders}"
                 if reason is not None:
                     yield {"block": where, "task": "accuracy", "estimator": label, "problem": name,
                            "problem_params": problem_params, "p": p, "reason": reason}
@@ -223,7 +226,7 @@ class _Resolver:
                 raise SuiteError(
                     self.suite.source,
                     f"{where}.data",
-                    f"unknown data set {name!r}; available: {', '.join(data.available())}",
+                    f"unknown data set {format_value(name)}; available: {', '.join(data.available())}",
                 )
             self.sample_shapes[name] = [int(s) for s in data.load(name).sample_shape]
         return self.sample_shapes[name]

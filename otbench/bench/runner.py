@@ -37,7 +37,7 @@ from typing import Any
 from .cells import Resolution, resolve_suite
 from .environment import collect_environment
 from .records import RecordWriter, make_record, read_records
-from .suite import Suite
+from .suite import Suite, SuiteError
 
 __all__ = ["ProgressCallback", "RunFolderError", "RunSummary", "run_suite"]
 
@@ -96,7 +96,8 @@ def run_suite(
         out_dir: the run folder; created if missing.
         workers: worker processes; ``os.cpu_count()`` if None.
         resume: keep the records already in ``out_dir/records.jsonl`` and run
-            only the cells missing from them.
+            only the cells missing from them. The suite must resolve to the
+            cells of ``out_dir/resolved.json``; only ``time_limit`` may change.
         callback: receives ``(event, info)`` for the events ``"start"``,
             ``"cell_started"``, ``"cell_finished"`` (with the ``record``) and
             ``"worker_restarted"``.
@@ -109,8 +110,12 @@ def run_suite(
 
     Raises:
         SuiteError: the suite names an unknown estimator, problem or data set,
-            or parameters they reject.
-        RunFolderError: ``out_dir`` already contains records and ``resume`` is False.
+            or parameters they reject, or every combination it has is skipped.
+        RunFolderError: ``out_dir`` is a file, lies under a file or is not
+            writable. It is also raised when ``out_dir`` contains records and
+            ``resume`` is False, and when ``resume`` is True and the suite's
+            cells differ from those of ``out_dir/resolved.json``. These checks
+            run before any file is written. A write that fails later raises it too.
         KeyboardInterrupt: after stopping the workers; finished cells are kept.
     """
     cpu_count = os.cpu_count() or 1
@@ -121,16 +126,21 @@ def run_suite(
     threads = max(1, cpu_count // workers)
     run_dir = Path(out_dir)
     records_path = run_dir / "records.jsonl"
-    if not resume and records_path.exists() and records_path.stat().st_size > 0:
-        raise RunFolderError(
-            f"{run_dir} already contains records ({records_path}); pass --resume to "
-            f"finish that run, or choose another output folder"
-        )
+    _check_run_dir(run_dir, records_path, resume)
 
     resolution = resolve_suite(suite)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    finished = {record["cell_id"] for record in read_records(records_path, repair=True)} if resume else set()
-    _write_run_files(run_dir, suite, resolution, workers, threads, command, resume)
+    if not resolution.cells:
+        raise SuiteError(suite.source, "", _no_cells_message(resolution.skipped))
+    if resume:
+        _check_same_cells(run_dir, records_path, suite, resolution)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        finished = {record["cell_id"] for record in read_records(records_path, repair=True)} if resume else set()
+        _write_run_files(run_dir, suite, resolution, workers, threads, command, resume)
+    except OSError as error:
+        raise RunFolderError(
+            f"cannot write to the output folder {run_dir}: {error}; choose another output folder"
+        ) from None
 
     pending = [cell for cell in resolution.cells if cell["cell_id"] not in finished]
     summary = RunSummary(
@@ -154,10 +164,86 @@ def run_suite(
     )
     logger.info("run %s: %d cells to run, %d already recorded", run_dir, len(pending), summary.already_done)
     if pending:
-        with RecordWriter(records_path) as writer:
+        try:
+            writer = RecordWriter(records_path)
+        except OSError as error:
+            raise RunFolderError(f"cannot open {records_path} for appending: {error}") from None
+        with writer:
             pool = _Pool(min(workers, len(pending)), threads, log_level, writer, summary.counts, notify)
             pool.run(pending)
     return summary
+
+
+def _check_run_dir(run_dir: Path, records_path: Path, resume: bool) -> None:
+    """Raise ``RunFolderError`` when ``run_dir`` cannot be a run folder, before anything is resolved."""
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == run_dir:
+            problem = f"the output folder {run_dir} exists and is not a folder"
+        else:
+            problem = f"cannot create the output folder {run_dir} because {existing} is not a folder"
+        raise RunFolderError(f"{problem}; choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(
+            f"{existing} is not writable, so the output folder {run_dir} cannot be used; "
+            f"choose another output folder"
+        )
+    if records_path.exists() and not records_path.is_file():
+        raise RunFolderError(f"{records_path} exists and is not a file; choose another output folder")
+    if not resume and records_path.exists() and records_path.stat().st_size > 0:
+        raise RunFolderError(
+            f"{run_dir} already contains records ({records_path}); pass --resume to "
+            f"finish that run, or choose another output folder"
+        )
+
+
+def _check_same_cells(run_dir: Path, records_path: Path, suite: Suite, resolution: Resolution) -> None:
+    """Raise ``RunFolderError`` when the folder's recorded cells are not the cells of ``resolution``.
+
+    The ids come from the folder's ``resolved.json``, or from its records when
+    that file is missing. Ids leave out the time limit, so a suite that only
+    raises ``time_limit`` resumes.
+    """
+    resolved_path = run_dir / "resolved.json"
+    new_ids = {cell["cell_id"] for cell in resolution.cells}
+    advice = (
+        f"resume with the suite the run started with ({run_dir / 'suite.toml'}), "
+        f"or choose another output folder for this suite"
+    )
+    if not resolved_path.exists():
+        unknown = {record["cell_id"] for record in read_records(records_path)} - new_ids
+        if unknown:
+            raise RunFolderError(
+                f"{records_path} contains {len(unknown)} cells that suite {suite.source} does not have; {advice}"
+            )
+        return
+    try:
+        resolved = json.loads(resolved_path.read_text(encoding="utf-8"))
+        old_ids = {cell["cell_id"] for cell in resolved["cells"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunFolderError(
+            f"cannot read the cells of {resolved_path} ({type(error).__name__}: {error}), so the run "
+            f"cannot be resumed; choose another output folder"
+        ) from None
+    if old_ids != new_ids:
+        raise RunFolderError(
+            f"suite {suite.source} does not match the run in {run_dir}: {len(new_ids - old_ids)} of its "
+            f"{len(new_ids)} cells are not in {resolved_path}, and {len(old_ids - new_ids)} of the run's "
+            f"{len(old_ids)} cells are not in the suite (any change except time_limit changes a cell's id); "
+            f"{advice}"
+        )
+
+
+def _no_cells_message(skipped: list[dict[str, Any]]) -> str:
+    """Describe a suite whose combinations are all skipped, one entry per block and reason."""
+    reasons = Counter(f"{item['block']}: {item['reason']}" for item in skipped)
+    listed = "; ".join(f"{reason} ({count} skipped)" for reason, count in reasons.items())
+    return (
+        f"no valid cell to run: all {len(skipped)} combinations are skipped ({listed}); "
+        f"change the orders p or the estimators of the blocks"
+    )
 
 
 def _write_run_files(
@@ -169,17 +255,27 @@ def _write_run_files(
     command: Sequence[str] | None,
     resume: bool,
 ) -> None:
+    """Write suite.toml, resolved.json and environment.json.
+
+    On resume, environment.json keeps the first run's content and gains this
+    start time at the end of its ``resumed_at`` list.
+    """
     (run_dir / "suite.toml").write_text(suite.text, encoding="utf-8")
     (run_dir / "resolved.json").write_text(json.dumps(resolution.to_json(), indent=1) + "\n", encoding="utf-8")
     environment = collect_environment(workers=workers, threads_per_worker=threads, command=command)
     environment_path = run_dir / "environment.json"
     if resume and environment_path.exists():
+        previous: Any = None
         try:
             previous = json.loads(environment_path.read_text(encoding="utf-8"))
-            environment["first_started_at"] = previous.get("first_started_at", previous.get("started_at"))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError):
             logger.warning("could not read the previous %s; overwriting it", environment_path)
-        environment["resumed"] = True
+        if isinstance(previous, dict):
+            resumed_at = previous.get("resumed_at")
+            if not isinstance(resumed_at, list):
+                resumed_at = []
+            previous["resumed_at"] = [*resumed_at, environment["started_at"]]
+            environment = previous
     environment_path.write_text(json.dumps(environment, indent=1) + "\n", encoding="utf-8")
 
 

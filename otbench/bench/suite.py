@@ -15,7 +15,7 @@ them. Every key is checked here, before anything runs::
     params = { d = [2, 16] }     # list values expand as a grid
     n = [128, 512]               # samples per side
     p = [1, 2]
-    critic_steps = 300           # critic steps before reading a critic's estimate
+    critic_steps = 1000          # critic steps before reading a critic's estimate
 
     [[cost]]
     n = [256, 1024]
@@ -33,13 +33,18 @@ list is written as a list of one list, for example ``shift = [[1.0, 0.0]]``.
 
 Registry names (estimators, problems, data sets) and estimator parameters are
 checked when the suite is resolved into cells, in :mod:`otbench.bench.cells`.
+``docs/suites.md`` documents every key for users.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -49,6 +54,7 @@ __all__ = [
     "Suite",
     "SuiteError",
     "TASKS",
+    "format_value",
     "load_suite",
     "parse_suite",
 ]
@@ -56,7 +62,8 @@ __all__ = [
 TASKS = ("accuracy", "cost", "training")
 
 DEFAULT_TIME_LIMIT = 300.0
-DEFAULT_CRITIC_STEPS = 300
+# 300 steps at the critics' default learning rates often leave W_1 estimates below zero.
+DEFAULT_CRITIC_STEPS = 1000
 DEFAULT_REPEATS = 5
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -81,6 +88,15 @@ _BLOCK_KEYS = {
 }
 # Optional trainer settings passed to otbench.train.Trainer only when the suite sets them.
 _TRAINER_INTEGERS = ("eval_every", "n_eval", "n_snapshot", "latent_dim")
+
+
+def format_value(value: object) -> str:
+    """Write a suite value for an error message as TOML writes it: ``true``, ``"abc"``, ``[1, 2]``.
+
+    JSON and TOML agree on strings, numbers, booleans and arrays. A table is
+    written as a JSON object and a TOML date as a quoted string.
+    """
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class SuiteError(ValueError):
@@ -223,7 +239,8 @@ def _parse_estimators(checker: _Checker, raw: object) -> dict[str, EstimatorConf
             raise SuiteError(
                 checker.source,
                 f"{where}.p",
-                f"p={params['p']!r} is not an estimator setting here; set p in each task block instead",
+                f"p = {format_value(params['p'])} is not an estimator setting here, because each task "
+                f"block sets the orders p it runs; set p in the task blocks instead",
             )
         configs[label] = EstimatorConfig(label=label, name=name, params=params)
     return configs
@@ -337,7 +354,7 @@ class _Checker:
         self.source = source
 
     def fail(self, key: str, value: object, expected: str) -> NoReturn:
-        raise SuiteError(self.source, key, f"invalid value {value!r}; expected {expected}")
+        raise SuiteError(self.source, key, f"invalid value {format_value(value)}; expected {expected}")
 
     def unknown_keys(self, table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
         for key in table:

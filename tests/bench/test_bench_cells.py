@@ -54,7 +54,7 @@ def test_cell_fields_accuracy():
     assert cell["estimator"] == "exact"
     assert cell["estimator_params"] == {"p": cell["p"]}
     assert cell["problem_params"]["d"] == cell["d"]
-    assert cell["settings"] == {"critic_steps": 300}
+    assert cell["settings"] == {"critic_steps": 1000}
     assert cell["data"] is None
 
 

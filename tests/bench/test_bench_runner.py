@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from otbench.bench import RunFolderError, parse_suite, read_records, run_suite
+from otbench.bench import RunFolderError, SuiteError, parse_suite, read_records, run_suite
 
 SMALL = """
 name = "small"
@@ -117,3 +117,105 @@ def test_resume_runs_missing_only(tmp_path):
     assert sum(summary.counts.values()) == 2
     assert len(ids) == 4
     assert len(set(ids)) == 4
+
+
+ALL_SKIPPED = """
+name = "skipped"
+[estimators.critic-gp]
+[[accuracy]]
+problem = "translation"
+params = { d = 2 }
+n = 16
+p = 2
+"""
+
+
+def make_run_folder(run_dir, cell_ids):
+    """Write the files of a run folder whose resolved suite has ``cell_ids``."""
+    run_dir.mkdir()
+    cells = [{"cell_id": cell_id} for cell_id in cell_ids]
+    (run_dir / "resolved.json").write_text(json.dumps({"cells": cells, "skipped": []}))
+    (run_dir / "records.jsonl").write_text(json.dumps({"cell_id": cell_ids[0]}) + "\n")
+    (run_dir / "suite.toml").write_text("# the first suite\n")
+    (run_dir / "environment.json").write_text('{"started_at": "2024-01-01T00:00:00+00:00"}\n')
+
+
+def folder_bytes(run_dir):
+    return {path.name: path.read_bytes() for path in sorted(run_dir.iterdir())}
+
+
+def test_out_dir_is_file(tmp_path):
+    out = tmp_path / "plain"
+    out.write_text("")
+    with pytest.raises(RunFolderError, match=f"output folder {out} exists and is not a folder"):
+        run_suite(suite_from(SMALL), out, workers=1)
+
+
+def test_out_dir_under_file(tmp_path):
+    (tmp_path / "plain").write_text("")
+    out = tmp_path / "plain" / "run"
+    with pytest.raises(RunFolderError, match=f"because {tmp_path / 'plain'} is not a folder"):
+        run_suite(suite_from(SMALL), out, workers=1)
+
+
+def test_records_path_is_folder(tmp_path):
+    (tmp_path / "records.jsonl").mkdir()
+    with pytest.raises(RunFolderError, match="records.jsonl exists and is not a file"):
+        run_suite(suite_from(SMALL), tmp_path, workers=1)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any folder")
+def test_out_dir_not_writable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(RunFolderError, match="is not writable"):
+        run_suite(suite_from(SMALL), locked / "run", workers=1)
+
+
+def test_all_skipped_suite_error(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SuiteError) as caught:
+        run_suite(suite_from(ALL_SKIPPED), out, workers=1)
+    message = str(caught.value)
+    assert "no valid cell to run: all 1 combinations are skipped" in message
+    assert 'accuracy[0]: estimator "critic-gp" supports p in [1] only (1 skipped)' in message
+    assert not out.exists()
+
+
+def test_resume_other_suite_rejected(tmp_path):
+    run_dir = tmp_path / "run"
+    make_run_folder(run_dir, ["0000000000000000", "1111111111111111"])
+    before = folder_bytes(run_dir)
+    with pytest.raises(RunFolderError) as caught:
+        run_suite(suite_from(SMALL), run_dir, workers=1, resume=True)
+    message = str(caught.value)
+    assert f"does not match the run in {run_dir}" in message
+    assert "4 of its 4 cells are not in" in message
+    assert "2 of the run's 2 cells are not in the suite" in message
+    assert folder_bytes(run_dir) == before
+
+
+def test_resume_unreadable_resolved(tmp_path):
+    run_dir = tmp_path / "run"
+    make_run_folder(run_dir, ["0000000000000000"])
+    (run_dir / "resolved.json").write_text("{not json")
+    before = folder_bytes(run_dir)
+    with pytest.raises(RunFolderError, match="cannot read the cells of"):
+        run_suite(suite_from(SMALL), run_dir, workers=1, resume=True)
+    assert folder_bytes(run_dir) == before
+
+
+@pytest.mark.slow
+def test_resume_keeps_environment(tmp_path):
+    run_suite(suite_from(SMALL), tmp_path, workers=1)
+    first = json.loads((tmp_path / "environment.json").read_text())
+    longer = SMALL.replace('seeds = [0]', 'seeds = [0]\ntime_limit = 900')
+    summary = run_suite(suite_from(longer), tmp_path, workers=1, resume=True)
+    environment = json.loads((tmp_path / "environment.json").read_text())
+    resolved = json.loads((tmp_path / "resolved.json").read_text())
+    assert summary.already_done == 4
+    assert sum(summary.counts.values()) == 0
+    assert environment["started_at"] == first["started_at"]
+    assert environment["command"] == first["command"]
+    assert len(environment["resumed_at"]) == 1
+    assert all(cell["time_limit"] == 900 for cell in resolved["cells"])

@@ -49,7 +49,7 @@ def test_parse_block_defaults():
     assert (task, index) == ("accuracy", 0)
     assert settings["estimators"] == ["exact", "sinkhorn"]
     assert settings["seeds"] == (0, 1)
-    assert settings["critic_steps"] == 300
+    assert settings["critic_steps"] == 1000
     assert settings["time_limit"] == 30.0
 
 
@@ -71,7 +71,7 @@ def test_label_with_other_name():
         ("colour = 1\n" + BASE, "colour", "unknown key"),
         (BASE + "colour = 1\n", "accuracy[0].colour", "unknown key"),
         (BASE.replace("n = [16, 32]", "n = [16, 32]\nnn = 3"), "accuracy[0].nn", "allowed keys"),
-        (BASE.replace("n = [16, 32]", 'n = "big"'), "accuracy[0].n", "'big'"),
+        (BASE.replace("n = [16, 32]", 'n = "big"'), "accuracy[0].n", '"big"'),
         (BASE.replace("n = [16, 32]", "n = [16, -2]"), "accuracy[0].n", "positive integer"),
         (BASE.replace("n = [16, 32]", ""), "accuracy[0].n", "missing"),
         (BASE.replace("p = [1, 2]", "p = 3"), "accuracy[0].p", "one of [1, 2]"),
@@ -80,12 +80,12 @@ def test_label_with_other_name():
         (BASE.replace("seeds = [0, 1]", "seeds = [0, 0]"), "seeds", "distinct"),
         (BASE.replace("seeds = [0, 1]", "seeds = []"), "seeds", "non-empty"),
         (BASE.replace("time_limit = 30", "time_limit = 0"), "time_limit", "positive number"),
-        (BASE.replace("time_limit = 30", 'time_limit = "1h"'), "time_limit", "'1h'"),
+        (BASE.replace("time_limit = 30", 'time_limit = "1h"'), "time_limit", '"1h"'),
         (BASE.replace("blur = 0.1", "blur = 0.1\np = 2"), "estimators.sinkhorn.p", "each task block"),
-        (BASE + 'estimators = ["gone"]\n', "accuracy[0].estimators", "'gone'"),
+        (BASE + 'estimators = ["gone"]\n', "accuracy[0].estimators", '"gone"'),
         (BASE + "critic_steps = 0\n", "accuracy[0].critic_steps", "positive integer"),
         (BASE + "[[cost]]\nn = 8\n", "cost[0].d", "missing"),
-        (BASE + '[[cost]]\nn = 8\nd = 2\ndevice = "tpu"\n', "cost[0].device", "'tpu'"),
+        (BASE + '[[cost]]\nn = 8\nd = 2\ndevice = "tpu"\n', "cost[0].device", '"tpu"'),
         (BASE + "[[training]]\ndata = 3\nsteps = 2\nbatch_size = 4\n", "training[0].data", "data set name"),
         (BASE + '[[training]]\ndata = "swissroll"\nbatch_size = 4\n', "training[0].steps", "missing"),
         (
@@ -101,6 +101,27 @@ def test_parse_rejects_invalid(text, key, fragment):
     message = str(caught.value)
     assert message.startswith(f"t.toml: {key}:")
     assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("toml_value", "written"),
+    [("true", "true"), ('"abc"', '"abc"'), ("[1, false]", "[1, false]"), ("{ a = 1 }", '{"a": 1}')],
+)
+def test_error_writes_toml_values(toml_value, written):
+    with pytest.raises(SuiteError) as caught:
+        parse(BASE.replace("n = [16, 32]", f"n = {toml_value}"))
+    message = str(caught.value)
+    assert f"invalid value {written};" in message
+    assert "True" not in message
+    assert "False" not in message
+
+
+def test_estimator_p_error_explains():
+    with pytest.raises(SuiteError) as caught:
+        parse(BASE.replace("blur = 0.1", "blur = 0.1\np = [1, 2]"))
+    message = str(caught.value)
+    assert "p = [1, 2] is not an estimator setting" in message
+    assert "set p in the task blocks" in message
 
 
 def test_suite_error_is_value_error():
@@ -137,7 +158,7 @@ def test_resolve_unknown_estimator_lists_available():
 
 
 def test_resolve_unknown_estimator_name_key():
-    with pytest.raises(SuiteError, match=r"estimators\.fast\.name: unknown estimator 'quick'"):
+    with pytest.raises(SuiteError, match=r'estimators\.fast\.name: unknown estimator "quick"'):
         resolve(BASE + '[estimators.fast]\nname = "quick"\n')
 
 
@@ -158,7 +179,7 @@ def test_resolve_unknown_problem_lists_available():
     with pytest.raises(SuiteError) as caught:
         resolve(BASE.replace('"translation"', '"spiral"'))
     message = str(caught.value)
-    assert "accuracy[0].problem: unknown problem 'spiral'" in message
+    assert 'accuracy[0].problem: unknown problem "spiral"' in message
     assert "translation" in message
 
 
@@ -172,7 +193,7 @@ def test_resolve_unknown_data_lists_available():
     with pytest.raises(SuiteError) as caught:
         resolve(text)
     message = str(caught.value)
-    assert "training[0].data: unknown data set 'cifar'" in message
+    assert 'training[0].data: unknown data set "cifar"' in message
     assert "8gaussians" in message
 
 

@@ -10,11 +10,11 @@ from otbench.bench import RECORD_KEYS, run_cell
 
 ACCURACY_KEYS = {
     "estimate", "truth", "relative_error", "ratio", "scale_known",
-    "inner_seconds", "iterations", "converged", "samples_used",
+    "inner_seconds", "iterations", "converged", "samples_used", "calls",
 }
 COST_KEYS = {
     "repeats", "call_seconds", "inner_seconds", "call_seconds_median",
-    "inner_seconds_median", "peak_memory_bytes", "threads",
+    "inner_seconds_median", "peak_memory_bytes", "threads", "dtype", "device",
 }
 TRAINING_KEYS = {"steps", "evaluations", "final", "snapshot", "sample_shape", "not_converged_steps"}
 STEP_KEYS = {"step", "loss", "inner_seconds", "step_seconds", "elapsed_seconds"}
@@ -74,6 +74,20 @@ def test_accuracy_critic_steps_total():
     assert record["result"]["calls"] == 3
 
 
+def test_accuracy_critic_converged_null():
+    cell = make_cell("accuracy", "critic-clip", estimator_params={"p": 1, "n_critic": 2})
+    record = run_cell(cell)
+    assert record["status"] == "ok"
+    assert record["message"] is None
+    assert record["result"]["converged"] is None
+
+
+def test_accuracy_exact_iterations_null():
+    result = run_cell(make_cell("accuracy"))["result"]
+    assert result["iterations"] is None
+    assert result["converged"] is True
+
+
 def test_accuracy_clip_scale_unknown():
     cell = make_cell("accuracy", "critic-clip", estimator_params={"p": 1, "n_critic": 2})
     result = run_cell(cell)["result"]
@@ -99,6 +113,20 @@ def test_cost_record():
     assert len(result["inner_seconds"]) == 2
     assert result["call_seconds_median"] > 0
     assert result["threads"] >= 1
+    assert result["dtype"] == "float32"
+    assert result["device"] == "cpu"
+
+
+def test_cost_critic_status_ok():
+    record = run_cell(make_cell("cost", "critic-gp", estimator_params={"p": 1, "n_critic": 1}, n=16))
+    assert record["status"] == "ok"
+    assert record["message"] is None
+
+
+def test_cost_not_converged_counts():
+    record = run_cell(make_cell("cost", estimator_params={"p": 1, "max_iter": 1}))
+    assert record["status"] == "not_converged"
+    assert record["message"].startswith("2 of 2 timed solves did not converge")
 
 
 def test_cost_peak_memory_linux():
@@ -120,6 +148,20 @@ def test_training_record():
     assert len(result["snapshot"][0]) == 2
     assert "w2_heldout" in result["final"]
     assert record["d"] == 2
+
+
+def test_training_critic_no_failed_steps():
+    cell = make_cell("training", "critic-gp", estimator_params={"p": 1, "n_critic": 1})
+    record = run_cell(cell)
+    assert record["status"] == "ok"
+    assert record["result"]["not_converged_steps"] == 0
+
+
+def test_training_counts_failed_steps():
+    cell = make_cell("training", estimator_params={"p": 1, "max_iter": 1})
+    record = run_cell(cell)
+    assert record["status"] == "ok"
+    assert record["result"]["not_converged_steps"] == 2
 
 
 def test_out_of_memory_param():
