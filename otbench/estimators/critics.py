@@ -1,7 +1,7 @@
 """Dual critics: W_1 through Kantorovich-Rubinstein duality.
 
 W_1(mu, nu) = max over 1-Lipschitz f of E_mu f(x) - E_nu f(y). A critic
-network f stands in for the maximiser. Each estimator call first runs
+network f approximates the maximiser. Each estimator call first runs
 ``n_critic`` optimiser steps on the detached samples (the inner loop), then
 returns mean f(x) - mean f(y) with gradients flowing to x and y, so the
 critic is a drop-in loss for a generator.
@@ -234,7 +234,7 @@ class ClipCritic(_Critic):
         loss = critic(y).mean() - critic(x).mean()
         loss.backward()
         self.optimizer.step()
-        # Clip after the update, so the critic the generator sees is within bounds.
+        # Clip after the update, so the critic that the generator loss uses is within bounds.
         self._clip()
 
 
