@@ -218,5 +218,6 @@ def pairwise_cost(x: Tensor, y: Tensor, p: int) -> Tensor:
     return torch.where(sq > 0, sq.clamp_min(tiny).sqrt(), torch.zeros_like(sq))
 
 
-# Largest n * m * d for which pairwise_cost builds the (n, m, d) differences.
-_DIFFERENCE_LIMIT = 2**18
+# Largest n * m * d for which pairwise_cost builds the (n, m, d) differences. Above
+# about 2^14 (n = m = 90 at d = 2), forward plus backward of the matrix product is faster.
+_DIFFERENCE_LIMIT = 2**14
