@@ -37,7 +37,7 @@ def resolved_ids(run_dir: Path) -> list[str]:
     return [cell["cell_id"] for cell in json.loads((run_dir / "resolved.json").read_text())["cells"]]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["list"], ["estimate"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["list"], ["estimate"], ["train"]])
 def test_help_each_command(command, capsys):
     with pytest.raises(SystemExit) as caught:
         main([*command, "--help"])
@@ -248,3 +248,184 @@ def test_resume_after_kill(tmp_path):
     assert f"{first_count} of" in completed.stdout
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(resolved_ids(run_dir))
+
+
+# A training run of a few seconds: 5 generator steps, evaluated at steps 0 and 5.
+FAST_TRAIN = ["--data", "8gaussians", "--steps", "5", "--batch-size", "32", "--eval-every", "5", "--n-eval", "64"]
+TRAIN_FILES = ["config.json", "evaluations.csv", "history.csv", "samples.png"]
+
+
+def test_train_writes_results(tmp_path, capsys):
+    out = tmp_path / "train"
+    assert main(["train", "sinkhorn", *FAST_TRAIN, "--out", str(out)]) == 0
+    history = (out / "history.csv").read_text().splitlines()
+    evaluations = (out / "evaluations.csv").read_text().splitlines()
+    assert sorted(path.name for path in out.iterdir()) == TRAIN_FILES
+    assert history[0] == "step,loss,inner_seconds,step_seconds,elapsed_seconds"
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4", "5"]
+    assert evaluations[0].startswith("step,elapsed_seconds,w2_heldout")
+    assert [line.split(",")[0] for line in evaluations[1:]] == ["0", "5"]
+    assert (out / "samples.png").read_bytes().startswith(b"\x89PNG")
+    assert f"results: {out}" in capsys.readouterr().out
+
+
+def test_train_config_options(tmp_path):
+    out = tmp_path / "train"
+    code = main(["train", "sinkhorn", *FAST_TRAIN, "--p", "2", "--lr", "0.002", "--seed", "3",
+                 "--param", "blur=0.1", "--no-progress", "--out", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert code == 0
+    assert config["estimator"] == "sinkhorn"
+    assert config["data"] == "8gaussians"
+    assert config["p"] == 2
+    assert config["steps"] == 5
+    assert config["batch_size"] == 32
+    assert config["lr"] == 0.002
+    assert config["eval_every"] == 5
+    assert config["n_eval"] == 64
+    assert config["seed"] == 3
+    assert config["params"] == {"blur": 0.1}
+    assert config["estimator_params"]["blur"] == 0.1
+    assert config["estimator_params"]["p"] == 2
+    assert config["environment"]["packages"]["torch"] is not None
+    assert config["environment"]["command"][:3] == ["otbench", "train", "sinkhorn"]
+
+
+def test_train_prints_progress_table(capsys):
+    assert main(["train", "exact", *FAST_TRAIN, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "eval at step 0/5 (0 training seconds): w2_heldout=" in out
+    assert "eval at step 5/5 (" in out
+    assert "inner-loop seconds (total)" in out
+    assert "training seconds (total, evaluation excluded)" in out
+    assert "results:" not in out
+
+
+def test_train_empty_out_accepted(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert main(["train", "exact", *FAST_TRAIN, "--no-progress", "--out", str(out)]) == 0
+    assert sorted(path.name for path in out.iterdir()) == TRAIN_FILES
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty"]
+
+
+def test_train_nonempty_out_exit_2(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep")
+    assert main(["train", "exact", *FAST_TRAIN, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"otbench: error: --out {tmp_path} is not empty")
+    assert err.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "keep"
+
+
+def test_train_out_under_file_exit_2(tmp_path, capsys):
+    (tmp_path / "plain").write_text("")
+    assert main(["train", "exact", *FAST_TRAIN, "--out", str(tmp_path / "plain" / "run")]) == 2
+    assert f"{tmp_path / 'plain'} is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["train", "nope", "--data", "8gaussians"], "unknown estimator 'nope'"),
+        (["train", "exact", "--data", "moons"], "unknown data set 'moons'"),
+        (["train", "critic-gp", "--data", "8gaussians", "--p", "2"], "p=2 is not supported by estimator 'critic-gp'"),
+        (["train", "sinkhorn", "--data", "8gaussians", "--p", "3"], "p=3 is not supported"),
+        (["train", "sinkhorn", "--data", "8gaussians", "--param", "p=2"], "use --p"),
+        (["train", "sinkhorn", "--data", "8gaussians", "--param", "foo=1"], "unknown parameter(s) ['foo']"),
+        (["train", "sinkhorn", "--data", "8gaussians", "--param", "blur"], "--param 'blur' is invalid"),
+        (["train", "sinkhorn", "--data", "8gaussians", "--param", "blur=-1"], "blur"),
+    ],
+)
+def test_train_user_errors_exit_2(args, fragment, tmp_path, capsys):
+    out = tmp_path / "train"
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: ")
+    assert fragment in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_train_diverged_exit_1(tmp_path, capsys):
+    out = tmp_path / "train"
+    assert main(["train", "exact", *FAST_TRAIN, "--lr", "1e30", "--no-progress", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otbench: error: training failed after ")
+    assert "NaN" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--steps", "0"), ("--batch-size", "-2"), ("--eval-every", "x"), ("--n-eval", "0"),
+     ("--lr", "-1"), ("--lr", "nan"), ("--lr", "fast"), ("--seed", "-1")],
+)
+def test_train_bad_option_exit_2(option, value, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "exact", "--data", "8gaussians", option, value])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert f"argument {option}: invalid value {value!r}" in err
+
+
+def test_train_defaults_from_trainer():
+    import inspect
+
+    from otbench.cli import _build_parser
+    from otbench.train import Trainer
+
+    args = _build_parser().parse_args(["train", "exact", "--data", "8gaussians"])
+    defaults = inspect.signature(Trainer).parameters
+    for name in ("steps", "batch_size", "lr", "eval_every", "n_eval", "seed"):
+        assert getattr(args, name) == defaults[name].default, name
+
+
+def test_train_help_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "number of generator steps, each one Adam update of the generator (default: 500)" in out
+    assert "Adam learning rate of the generator" in out
+    assert "samples per side at each generator step" in out
+    assert "every N generator steps" in out
+
+
+@pytest.mark.slow
+def test_train_digits_samples(tmp_path):
+    out = tmp_path / "digits"
+    code = main(["train", "sinkhorn", "--data", "digits", "--steps", "2", "--batch-size", "32",
+                 "--eval-every", "2", "--n-eval", "64", "--no-progress", "--out", str(out)])
+    evaluations = (out / "evaluations.csv").read_text().splitlines()
+    assert code == 0
+    assert sorted(path.name for path in out.iterdir()) == TRAIN_FILES
+    assert "frechet_distance" in evaluations[0]
+    assert (out / "samples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_train_interrupt_writes_nothing(tmp_path):
+    out = tmp_path / "train"
+    stdout = tmp_path / "stdout.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    with stdout.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "otbench.cli", "train", "exact", "--data", "8gaussians",
+             "--steps", "1000000", "--batch-size", "32", "--eval-every", "1000000", "--n-eval", "64",
+             "--no-progress", "--out", str(out)],
+            cwd=REPO, env=env, stdout=handle, stderr=subprocess.PIPE, text=True,
+            # A shell may start background jobs with SIGINT ignored; restore the default.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "eval at step 0/" not in stdout.read_text():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "otbench: interrupted at generator step" in err
+    assert "no results were written" in err
+    assert "Traceback" not in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["stdout.txt"]
