@@ -88,9 +88,13 @@ def test_killed_worker_gives_error(tmp_path):
 
     summary = run_suite(suite_from(SMALL), tmp_path, workers=1, callback=kill_first)
     records = {r["cell_id"]: r for r in read_records(tmp_path / "records.jsonl")}
+    # The worker may finish the first cell and take the next before the signal
+    # lands, so the error belongs to whichever cell was running at the kill.
+    errors = [r for r in records.values() if r["status"] == "error"]
     assert len(records) == 4
-    assert records[killed[0]]["status"] == "error"
-    assert "exited with code -9" in records[killed[0]]["message"]
+    assert len(killed) == 1
+    assert len(errors) == 1
+    assert "exited with code -9" in errors[0]["message"]
     assert summary.counts["ok"] == 3
 
 
