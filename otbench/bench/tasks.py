@@ -241,6 +241,7 @@ class _PeakMemory:
 
         self.device = device
         self.baseline: int | None = None
+        # NOTE: the CUDA branch has not run on a GPU yet; only the CPU path is tested.
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             self.baseline = torch.cuda.memory_allocated(device)
