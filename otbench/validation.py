@@ -52,7 +52,7 @@ def check_samples(name: str, x: object, *, keep_image: bool = False) -> Tensor:
 
     Args:
         name: argument name used in messages (``"x"`` or ``"y"``).
-        x: a floating-point tensor of shape (n, d), or (n, C, H, W) for images.
+        x: a float32 or float64 tensor of shape (n, d), or (n, C, H, W) for images.
             A 1-D tensor is rejected: it is ambiguous between n samples in R^1
             and one sample in R^n.
         keep_image: return image batches unflattened.
@@ -61,16 +61,17 @@ def check_samples(name: str, x: object, *, keep_image: bool = False) -> Tensor:
         The tensor, flattened to (n, d) unless ``keep_image``.
 
     Raises:
-        ValueError: not a floating tensor, wrong number of dimensions, empty,
-            or containing NaN or inf.
+        ValueError: not a float32 or float64 tensor, wrong number of dimensions,
+            empty, or containing NaN or inf.
     """
     if not isinstance(x, Tensor):
         raise ValueError(
             f"{name} must be a torch.Tensor of shape (n, d); got {type(x).__name__}"
         )
-    if not x.is_floating_point():
+    if x.dtype not in (torch.float32, torch.float64):
         raise ValueError(
-            f"{name} must have a floating dtype; got {x.dtype}. Convert with {name}.float()"
+            f"{name} has dtype {x.dtype}; expected torch.float32 or torch.float64 "
+            f"(half precision is too coarse for transport costs). Convert with {name}.float()"
         )
     if x.dim() == 1:
         raise ValueError(

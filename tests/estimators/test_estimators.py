@@ -227,9 +227,11 @@ def test_wrong_number_of_dimensions() -> None:
         otbench.estimator("exact")(torch.zeros(2, 2, 2), torch.zeros(2, 2))
 
 
-def test_integer_samples_rejected() -> None:
-    with pytest.raises(ValueError, match=r"floating dtype"):
-        otbench.estimator("exact")(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 2))
+@pytest.mark.parametrize("dtype", [torch.long, torch.float16, torch.bfloat16, torch.complex64])
+@pytest.mark.parametrize("name", otbench.available_estimators())
+def test_unsupported_dtype_rejected(name: str, dtype: torch.dtype) -> None:
+    with pytest.raises(ValueError, match=r"x has dtype .*; expected torch.float32 or torch.float64"):
+        otbench.estimator(name, p=1)(torch.zeros(2, 2, dtype=dtype), torch.zeros(2, 2))
 
 
 def test_non_tensor_rejected() -> None:
