@@ -330,7 +330,7 @@ def test_evaluate_digits_noise_worse_than_data(
         ("8gaussians", torch.zeros(5, 3), r"expected \(n, \*\(2,\)\)"),
         ("digits", torch.zeros(5, 64), r"expected \(n, \*\(1, 8, 8\)\)"),
         ("8gaussians", torch.zeros(0, 2), "samples is empty"),
-        ("swissroll", torch.zeros(4, 2, dtype=torch.int64), "floating dtype"),
+        ("swissroll", torch.zeros(4, 2, dtype=torch.int64), "expected torch.float32 or torch.float64"),
     ],
 )
 def test_evaluate_bad_samples_raise(name: str, samples: torch.Tensor, message: str) -> None:
