@@ -73,6 +73,8 @@ def check_samples(name: str, x: object, *, keep_image: bool = False) -> Tensor:
             f"{name} has dtype {x.dtype}; expected torch.float32 or torch.float64 "
             f"(half precision is too coarse for transport costs). Convert with {name}.float()"
         )
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device, which holds no values; expected a CPU or CUDA tensor")
     if x.dim() == 1:
         raise ValueError(
             f"{name} has shape {tuple(x.shape)}, a bare 1-D tensor; expected (n, d). "

@@ -136,7 +136,7 @@ def cost_table(cost: pd.DataFrame) -> pd.DataFrame:
             "call seconds (median per call)": format_mean_sd(group["call_seconds_median"], digits=3),
         }
         if has_memory:
-            row["peak memory (MiB)"] = format_mean_sd(group["peak_memory_bytes"] / 2**20, digits=3)
+            row["peak memory added (MiB)"] = format_mean_sd(group["peak_memory_bytes"] / 2**20, digits=3)
         rows.append(row)
     return pd.DataFrame(rows)
 

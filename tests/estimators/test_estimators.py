@@ -305,3 +305,8 @@ def test_critic_has_no_convergence_flag(name: str) -> None:
     est = otbench.estimator(name, n_critic=1)
     est(torch.randn(8, 2), torch.randn(8, 2))
     assert est.last_solve.converged is None
+
+
+def test_meta_device_rejected() -> None:
+    with pytest.raises(ValueError, match=r"x is on the meta device"):
+        otbench.estimator("exact")(torch.zeros(2, 2, device="meta"), torch.zeros(2, 2))

@@ -384,7 +384,7 @@ def test_training_table_omits_classifier(report: tuple[Path, str, str]) -> None:
 
 
 def test_training_states_classifier_once(report: tuple[Path, str, str]) -> None:
-    sentence = "Fréchet distance in the features of a digits classifier with held-out accuracy 0.9667"
+    sentence = "between Gaussians fitted to the features of a digits classifier with held-out accuracy 0.9667"
     assert report[1].count(sentence) == 1
 
 
