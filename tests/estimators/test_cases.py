@@ -48,14 +48,14 @@ def entropic_ot_reference(cost: np.ndarray, a: np.ndarray, b: np.ndarray, eps: f
     return float(a @ f + b @ g)
 
 
-# H01: Sinkhorn at small eps stays finite and never drops below the LP.
+# Sinkhorn at small eps stays finite and never drops below the LP.
 
 
 @pytest.mark.parametrize(
     "eps, transport",
     [(1.0, 100.26894142), (0.1, 100.0000453979), (0.01, 100.0)],
 )
-def test_h01_entropic_plan_transport_cost(eps: float, transport: float) -> None:
+def test_entropic_plan_transport_cost(eps: float, transport: float) -> None:
     x, y = column([0.0, 1.0]), column([10.0, 11.0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -66,7 +66,7 @@ def test_h01_entropic_plan_transport_cost(eps: float, transport: float) -> None:
     assert value >= 100.0 - 1e-9
 
 
-def test_h01_divergence_matches_reference() -> None:
+def test_divergence_matches_reference() -> None:
     eps = 1.0
     x, y = column([0.0, 1.0]), column([10.0, 11.0])
     est = otbench.estimator("sinkhorn", p=2, eps=eps, tol=1e-9, max_iter=200_000)
@@ -85,7 +85,7 @@ def test_h01_divergence_matches_reference() -> None:
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.01, 1e-4])
-def test_h01_divergence_small_eps(eps: float) -> None:
+def test_divergence_small_eps(eps: float) -> None:
     x, y = column([0.0, 1.0]), column([10.0, 11.0])
     est = otbench.estimator("sinkhorn", p=2, eps=eps)
     value = float(est(x, y))
@@ -93,7 +93,7 @@ def test_h01_divergence_small_eps(eps: float) -> None:
     assert value == pytest.approx(10.0, rel=1e-5)
 
 
-def test_h01_truncated_solve_warns() -> None:
+def test_truncated_solve_warns() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(64, 2), torch.randn(64, 2) + 1.0
     est = otbench.estimator("sinkhorn", p=2, blur=0.01, scaling=0.5, tol=1e-6)
@@ -106,18 +106,18 @@ def test_h01_truncated_solve_warns() -> None:
     assert float(value) > 0.0
 
 
-def test_h01_plan_iteration_cap_warns() -> None:
+def test_plan_iteration_cap_warns() -> None:
     x, y = column([0.0, 1.0]), column([10.0, 11.0])
     with pytest.warns(ConvergenceWarning, match="Raise max_iter"):
         sinkhorn_plan(x, y, p=2, eps=0.1, tol=1e-12, max_iter=200)
 
 
-# H02: zero-mass points.
+# Zero-mass points.
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name, params", [("exact", {}), ("sinkhorn", {"blur": 0.05}), ("sinkhorn", {"blur": 1.0})])
-def test_h02_zero_mass_points(name: str, params: dict, dtype: torch.dtype) -> None:
+def test_zero_mass_points(name: str, params: dict, dtype: torch.dtype) -> None:
     corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=dtype)
     x = corners.clone().requires_grad_(True)
     y = corners.clone().requires_grad_(True)
@@ -131,10 +131,10 @@ def test_h02_zero_mass_points(name: str, params: dict, dtype: torch.dtype) -> No
         assert bool(torch.isfinite(tensor.grad).all())
 
 
-# H03: envelope-theorem gradients of the LP.
+# Envelope-theorem gradients of the LP.
 
 
-def test_h03_exact_gradient_identity_plan() -> None:
+def test_exact_gradient_identity_plan() -> None:
     x = column([0.0, 1.0]).requires_grad_(True)
     y = column([0.2, 1.5]).requires_grad_(True)
     squared = otbench.estimator("exact", p=2)(x, y) ** 2
@@ -144,7 +144,7 @@ def test_h03_exact_gradient_identity_plan() -> None:
     assert y.grad.flatten().tolist() == pytest.approx([0.2, 0.5], abs=1e-12)
 
 
-def test_h03_exact_gradient_finite_differences() -> None:
+def test_exact_gradient_finite_differences() -> None:
     est = otbench.estimator("exact", p=2)
     x, y = column([0.0, 1.0]), column([0.2, 1.5])
     h = 1e-6
@@ -156,7 +156,7 @@ def test_h03_exact_gradient_finite_differences() -> None:
         assert numeric == pytest.approx(expected, abs=1e-6)
 
 
-def test_h03_exact_duplicate_points() -> None:
+def test_exact_duplicate_points() -> None:
     x = column([0.0, 0.0]).requires_grad_(True)
     y = column([-1.0, 1.0])
     squared = otbench.estimator("exact", p=2)(x, y) ** 2
@@ -166,7 +166,7 @@ def test_h03_exact_duplicate_points() -> None:
     assert float(x.grad.sum()) == pytest.approx(0.0, abs=1e-12)
 
 
-# H04: one point, identical points, empty input.
+# One point, identical points, empty input.
 
 
 @pytest.mark.parametrize("name, p", ALL_CONFIGS)
@@ -175,7 +175,7 @@ def test_h03_exact_duplicate_points() -> None:
     [[[1.0]], [[1.0, 2.0]], [[1.0]] * 5],
     ids=["one-point-1d", "one-point-2d", "five-copies"],
 )
-def test_h04_identical_inputs_give_zero(name: str, p: int, points: list) -> None:
+def test_identical_inputs_give_zero(name: str, p: int, points: list) -> None:
     torch.manual_seed(0)
     x = torch.tensor(points).requires_grad_(True)
     y = torch.tensor(points)
@@ -186,28 +186,28 @@ def test_h04_identical_inputs_give_zero(name: str, p: int, points: list) -> None
 
 
 @pytest.mark.parametrize("name, p", [("exact", 1), ("exact", 2), ("sinkhorn", 1), ("sinkhorn", 2)])
-def test_h04_single_diracs(name: str, p: int) -> None:
+def test_single_diracs(name: str, p: int) -> None:
     value = otbench.estimator(name, p=p)(column([0.0]), column([3.0]))
     assert float(value) == pytest.approx(3.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", otbench.available_estimators())
-def test_h04_empty_input_rejected(name: str) -> None:
+def test_empty_input_rejected(name: str) -> None:
     with pytest.raises(ValueError, match=r"x is empty"):
         otbench.estimator(name, p=1)(torch.zeros(0, 2), torch.ones(3, 2))
 
 
-# H05: shapes and layouts.
+# Shapes and layouts.
 
 
-def test_h05_weight_length_mismatch() -> None:
+def test_weight_length_mismatch() -> None:
     x, y = torch.zeros(4, 1), torch.ones(4, 1)
     with pytest.raises(ValueError, match=r"a has length 3 but x has 4 samples"):
         otbench.estimator("exact")(x, y, a=torch.full((3,), 1 / 3))
 
 
 @pytest.mark.parametrize("name, p", [("exact", 1), ("exact", 2), ("sinkhorn", 1), ("sinkhorn", 2)])
-def test_h05_columns_versus_one_point(name: str, p: int) -> None:
+def test_columns_versus_one_point(name: str, p: int) -> None:
     u = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
     v = torch.tensor([5.0, 6.0, 8.0], dtype=torch.float64)
     est = otbench.estimator(name, p=p, **({"blur": 1e-3} if name == "sinkhorn" else {}))
@@ -217,21 +217,21 @@ def test_h05_columns_versus_one_point(name: str, p: int) -> None:
 
 
 @pytest.mark.parametrize("name", otbench.available_estimators())
-def test_h05_bare_vector_rejected(name: str) -> None:
+def test_bare_vector_rejected(name: str) -> None:
     with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
         otbench.estimator(name, p=1)(torch.tensor([0.0, 1.0, 3.0]), torch.tensor([[5.0], [6.0], [8.0]]))
 
 
 @pytest.mark.parametrize("name", otbench.available_estimators())
-def test_h05_feature_mismatch(name: str) -> None:
+def test_feature_mismatch(name: str) -> None:
     with pytest.raises(ValueError, match=r"x has shape \(5, 2\) and y has shape \(5, 3\)"):
         otbench.estimator(name, p=1)(torch.zeros(5, 2), torch.zeros(5, 3))
 
 
-# H06: the gradient penalty on image batches.
+# The gradient penalty on image batches.
 
 
-def test_h06_interpolation_factor_per_example() -> None:
+def test_interpolation_factor_per_example() -> None:
     torch.manual_seed(0)
     real, fake = torch.ones(8, 3, 8, 8), -torch.ones(8, 3, 8, 8)
     seen: list[torch.Tensor] = []
@@ -248,7 +248,7 @@ def test_h06_interpolation_factor_per_example() -> None:
     assert not torch.allclose(per_example[:, 0], per_example[0, 0].expand(8))
 
 
-def test_h06_linear_critic_penalty_is_zero() -> None:
+def test_linear_critic_penalty_is_zero() -> None:
     torch.manual_seed(0)
 
     class Linear(nn.Module):
@@ -260,10 +260,10 @@ def test_h06_linear_critic_penalty_is_zero() -> None:
     assert float(penalty) == pytest.approx(0.0, abs=1e-10)
 
 
-# H07: a critic whose input gradient is identically 0.
+# A critic whose input gradient is identically 0.
 
 
-def test_h07_penalty_with_zero_gradient() -> None:
+def test_penalty_with_zero_gradient() -> None:
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Linear(4, 1), nn.ReLU())
     with torch.no_grad():
@@ -278,16 +278,16 @@ def test_h07_penalty_with_zero_gradient() -> None:
         assert bool(torch.isfinite(param.grad).all())
 
 
-# H08: batch normalisation inside a gradient-penalty critic.
+# Batch normalisation inside a gradient-penalty critic.
 
 
-def test_h08_batch_norm_rejected() -> None:
+def test_batch_norm_rejected() -> None:
     critic = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 1))
     with pytest.raises(ValueError, match=r"'0' \(BatchNorm1d\).*LayerNorm"):
         GPCritic(critic=critic)
 
 
-def test_h08_batch_norm_opt_out_warns() -> None:
+def test_batch_norm_opt_out_warns() -> None:
     critic = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 1))
     with pytest.warns(UserWarning, match="BatchNorm1d"):
         est = GPCritic(critic=critic, allow_batch_norm=True)
@@ -295,17 +295,17 @@ def test_h08_batch_norm_opt_out_warns() -> None:
     assert math.isfinite(float(value))
 
 
-def test_h08_batch_norm_penalty_is_constant() -> None:
+def test_batch_norm_penalty_is_constant() -> None:
     torch.manual_seed(0)
     critic = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 1)).train()
     penalty = gradient_penalty(critic, torch.randn(16, 3), torch.randn(16, 3) + 5.0)
     assert float(penalty) == pytest.approx(10.0, abs=1e-4)
 
 
-# H09: weight clipping.
+# Weight clipping.
 
 
-def test_h09_clipped_after_every_update() -> None:
+def test_clipped_after_every_update() -> None:
     torch.manual_seed(0)
     est = ClipCritic(n_critic=3, lr=0.1, clip_value=0.01)
     x, y = torch.randn(64, 2), torch.randn(64, 2) + 2.0
@@ -316,7 +316,7 @@ def test_h09_clipped_after_every_update() -> None:
             assert float(param.abs().max()) <= 0.01 + 1e-12, name
 
 
-def test_h09_norm_scale_not_clipped() -> None:
+def test_norm_scale_not_clipped() -> None:
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Linear(2, 8), nn.LayerNorm(8), nn.Linear(8, 1))
     est = ClipCritic(critic=critic, n_critic=1)
@@ -326,7 +326,7 @@ def test_h09_norm_scale_not_clipped() -> None:
 
 
 @pytest.mark.parametrize("t, expected", [((1.0, 0.0), 0.01), ((0.7071, 0.7071), 0.014142)])
-def test_h09_linear_clipped_critic_scale(t: tuple[float, float], expected: float) -> None:
+def test_linear_clipped_critic_scale(t: tuple[float, float], expected: float) -> None:
     torch.manual_seed(0)
     critic = nn.Linear(2, 1, bias=False)
     est = ClipCritic(critic=critic, n_critic=50, lr=0.01, clip_value=0.01)
@@ -337,11 +337,11 @@ def test_h09_linear_clipped_critic_scale(t: tuple[float, float], expected: float
     assert otbench.capabilities("critic-clip").scale_known is False
 
 
-# H10: dense cost matrices that cannot fit.
+# Dense cost matrices that cannot fit.
 
 
 @pytest.mark.parametrize("name", ["exact", "sinkhorn"])
-def test_h10_memory_budget_before_allocation(name: str) -> None:
+def test_memory_budget_before_allocation(name: str) -> None:
     est = otbench.estimator(name, p=2, memory_budget=10**9)
     x = torch.zeros(60000, 1, dtype=torch.float64)
     with pytest.raises(MemoryBudgetError, match=r"n=60000, m=60000") as info:
@@ -350,13 +350,13 @@ def test_h10_memory_budget_before_allocation(name: str) -> None:
     assert "critic" in str(info.value)
 
 
-def test_h10_budget_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_budget_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTBENCH_MEMORY_BUDGET", "1000")
     with pytest.raises(MemoryBudgetError):
         otbench.estimator("exact")(torch.zeros(20, 1), torch.ones(20, 1))
 
 
-# H11: the loss keeps its autograd graph.
+# The loss keeps its autograd graph.
 
 
 @pytest.mark.parametrize(
@@ -368,7 +368,7 @@ def test_h10_budget_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("sinkhorn", {"p": 2, "blur": 1.0, "tol": 1e-12, "max_iter": 50_000}, marks=pytest.mark.slow),
     ],
 )
-def test_h11_gradient_matches_finite_differences(name: str, params: dict) -> None:
+def test_gradient_matches_finite_differences(name: str, params: dict) -> None:
     torch.manual_seed(0)
     x = torch.randn(10, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(12, 2, dtype=torch.float64)
@@ -388,7 +388,7 @@ def test_h11_gradient_matches_finite_differences(name: str, params: dict) -> Non
 
 
 @pytest.mark.parametrize("name", ["critic-clip", "critic-gp"])
-def test_h11_critic_value_differentiable(name: str) -> None:
+def test_critic_value_differentiable(name: str) -> None:
     torch.manual_seed(0)
     x = torch.randn(10, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(12, 2, dtype=torch.float64)
