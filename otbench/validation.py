@@ -74,7 +74,7 @@ def check_samples(name: str, x: object, *, keep_image: bool = False) -> Tensor:
             f"(half precision is too coarse for transport costs). Convert with {name}.float()"
         )
     if x.device.type == "meta":
-        raise ValueError(f"{name} is on the meta device, which holds no values; expected a CPU or CUDA tensor")
+        raise ValueError(f"{name} is on the meta device, which stores no data; expected a CPU or CUDA tensor")
     if x.dim() == 1:
         raise ValueError(
             f"{name} has shape {tuple(x.shape)}, a bare 1-D tensor; expected (n, d). "

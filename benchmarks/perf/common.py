@@ -23,6 +23,8 @@ from importlib import metadata
 
 import torch
 
+from otbench.bench.environment import cpu_model
+
 DEFAULT_SIZES = (256, 1024, 4096)
 QUICK_SIZES = (256, 1024)
 DIMENSION = 2
@@ -104,17 +106,6 @@ def sample_pair(n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, 
     return x.to(device), y.to(device)
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -126,7 +117,7 @@ def describe_machine(device: torch.device) -> str:
     """Return the machine, thread count, package versions and command as printable lines."""
     lines = [
         f"command: {shlex.join([sys.executable, *sys.argv])}",
-        f"cpu: {_cpu_model()}, {os.cpu_count()} logical cores",
+        f"cpu: {cpu_model() or 'unknown'}, {os.cpu_count()} logical cores",
         f"torch threads: {torch.get_num_threads()} (torch.set_num_threads)",
     ]
     try:
