@@ -4,7 +4,10 @@ A cell is a flat dict with the record keys of ``docs/records.md`` that
 describe the configuration (``task``, ``estimator``, ``estimator_name``,
 ``estimator_params``, ``problem``, ``problem_params``, ``data``, ``n``, ``d``,
 ``p``, ``seed``), plus ``settings`` (the task's own settings, such as
-``critic_steps``), ``time_limit`` (seconds) and ``cell_id``.
+``critic_steps``), ``budget`` (the values of the estimator's sweep and, for
+a critic in an accuracy cell, its ``critic_steps``: what the report draws as
+one estimator's accuracy-cost trade-off), ``time_limit`` (seconds) and
+``cell_id``.
 
 The id is the first 16 hex digits of the SHA-256 of the canonical JSON
 (sorted keys, no spaces) of the configuration without ``cell_id`` and
@@ -14,6 +17,7 @@ The id is the first 16 hex digits of the SHA-256 of the canonical JSON
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -108,20 +112,34 @@ class _Resolver:
                 f"unknown estimator {format_value(config.name)}; available: {', '.join(available)}",
             )
         orders = self.otbench.capabilities(config.name).orders
-        try:
-            self.otbench.estimator(config.name, p=orders[0], **config.params)
-        except (ValueError, TypeError) as error:
-            raise SuiteError(
-                self.suite.source, where, f"invalid parameters {format_value(config.params)}: {error}"
-            ) from None
+        for params, _ in config.variants():
+            try:
+                self.otbench.estimator(config.name, p=orders[0], **params)
+            except (ValueError, TypeError) as error:
+                raise SuiteError(
+                    self.suite.source, where, f"invalid parameters {format_value(params)}: {error}"
+                ) from None
 
-    def _estimator_fields(self, label: str, p: int) -> dict[str, Any]:
+    def _variants(self, label: str, p: int, sweep: bool) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """Yield the record fields of each configuration of ``label`` at order ``p``, with its budget.
+
+        With ``sweep`` False, the label runs once with its table's parameters.
+        """
         config = self.suite.estimators[label]
-        return {
-            "estimator": label,
-            "estimator_name": config.name,
-            "estimator_params": json_safe({"p": p, **config.params})[0],
-        }
+        for params, budget in config.variants() if sweep else [(dict(config.params), {})]:
+            fields = {
+                "estimator": label,
+                "estimator_name": config.name,
+                "estimator_params": json_safe({"p": p, **params})[0],
+            }
+            yield fields, json_safe(budget)[0]
+
+    def _is_critic(self, label: str) -> bool:
+        """True for an estimator trained by ``n_critic`` steps per call, whose accuracy depends on critic_steps."""
+        from otbench.estimators import estimator_class
+
+        cls = estimator_class(self.suite.estimators[label].name)
+        return "n_critic" in inspect.signature(cls.__init__).parameters
 
     def _unsupported(self, label: str, p: int) -> str | None:
         config = self.suite.estimators[label]
@@ -157,20 +175,28 @@ class _Resolver:
                     yield {"block": where, "task": "accuracy", "estimator": label, "problem": name,
                            "problem_params": problem_params, "p": p, "reason": reason}
                     continue
-                for n, seed in itertools.product(settings["n"], settings["seeds"]):
-                    yield {
-                        "task": "accuracy",
-                        **self._estimator_fields(label, p),
-                        "problem": name,
-                        "problem_params": problem_params,
-                        "data": None,
-                        "n": n,
-                        "d": int(problem.dim),
-                        "p": p,
-                        "seed": seed,
-                        "settings": {"critic_steps": settings["critic_steps"]},
-                        "time_limit": settings["time_limit"],
-                    }
+                # Only critics train for critic_steps; the others would repeat one cell per value.
+                critic = self._is_critic(label)
+                steps_choices = settings["critic_steps"] if critic else [None]
+                for (fields, budget), steps in itertools.product(self._variants(label, p, settings["sweep"]), steps_choices):
+                    task_settings = {"critic_steps": steps, "critic_data": settings["critic_data"]} if critic else {}
+                    if critic:
+                        budget = {**budget, "critic_steps": steps}
+                    for n, seed in itertools.product(settings["n"], settings["seeds"]):
+                        yield {
+                            "task": "accuracy",
+                            **fields,
+                            "problem": name,
+                            "problem_params": problem_params,
+                            "data": None,
+                            "n": n,
+                            "d": int(problem.dim),
+                            "p": p,
+                            "seed": seed,
+                            "settings": task_settings,
+                            "budget": budget,
+                            "time_limit": settings["time_limit"],
+                        }
 
     def cost(self, where: str, settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for label, p in itertools.product(settings["estimators"], settings["p"]):
@@ -178,10 +204,13 @@ class _Resolver:
             if reason is not None:
                 yield {"block": where, "task": "cost", "estimator": label, "p": p, "reason": reason}
                 continue
-            for n, d, seed in itertools.product(settings["n"], settings["d"], settings["seeds"]):
+            for (fields, budget), n, d, seed in itertools.product(
+                self._variants(label, p, settings["sweep"]), settings["n"], settings["d"], settings["seeds"]
+            ):
                 yield {
                     "task": "cost",
-                    **self._estimator_fields(label, p),
+                    **fields,
+                    "budget": budget,
                     "problem": None,
                     "problem_params": {},
                     "data": None,
@@ -203,10 +232,11 @@ class _Resolver:
                     yield {"block": where, "task": "training", "estimator": label, "data": data, "p": p,
                            "reason": reason}
                     continue
-                for seed in settings["seeds"]:
+                for (fields, budget), seed in itertools.product(self._variants(label, p, settings["sweep"]), settings["seeds"]):
                     yield {
                         "task": "training",
-                        **self._estimator_fields(label, p),
+                        **fields,
+                        "budget": budget,
                         "problem": None,
                         "problem_params": {},
                         "data": data,

@@ -50,7 +50,7 @@ RECORD_KEYS = (
 )
 
 # Cell keys copied into every record besides the documented ones.
-_EXTRA_KEYS = ("settings",)
+_EXTRA_KEYS = ("settings", "budget")
 
 
 def json_safe(value: Any, path: str = "") -> tuple[Any, list[str]]:

@@ -9,13 +9,15 @@ them. Every key is checked here, before anything runs::
 
     [estimators.sinkhorn]        # a label; `name` defaults to the label
     blur = 0.05                  # every other key is an estimator parameter
+    sweep = { blur = [0.5, 0.05] }  # optional: budgets, one configuration each
 
     [[accuracy]]
     problem = "translation"
     params = { d = [2, 16] }     # list values expand as a grid
     n = [128, 512]               # samples per side
     p = [1, 2]
-    critic_steps = 1000          # critic steps before reading a critic's estimate
+    critic_steps = [200, 1000]   # critic steps before reading a critic's estimate
+    critic_data = "fresh"        # a new pair for every critic call, or "fixed"
 
     [[cost]]
     n = [256, 1024]
@@ -28,7 +30,8 @@ them. Every key is checked here, before anything runs::
     batch_size = 256
 
 Each block may also set ``estimators`` (a list of labels, default all),
-``seeds`` and ``time_limit``. A problem parameter whose value is itself a
+``seeds``, ``time_limit`` and ``sweep = false`` (run each label once, with
+its table's parameters and without its sweep). A problem parameter whose value is itself a
 list is written as a list of one list, for example ``shift = [[1.0, 0.0]]``.
 
 Registry names (estimators, problems, data sets) and estimator parameters are
@@ -38,6 +41,7 @@ checked when the suite is resolved into cells, in :mod:`otbench.bench.cells`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -68,10 +72,12 @@ DEFAULT_REPEATS = 5
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
+CRITIC_DATA = ("fresh", "fixed")
+
 _TOP_KEYS = ("name", "description", "seeds", "time_limit", "estimators", *TASKS)
-_COMMON_BLOCK_KEYS = ("estimators", "seeds", "time_limit", "p")
+_COMMON_BLOCK_KEYS = ("estimators", "seeds", "time_limit", "p", "sweep")
 _BLOCK_KEYS = {
-    "accuracy": (*_COMMON_BLOCK_KEYS, "problem", "params", "n", "critic_steps"),
+    "accuracy": (*_COMMON_BLOCK_KEYS, "problem", "params", "n", "critic_steps", "critic_data"),
     "cost": (*_COMMON_BLOCK_KEYS, "n", "d", "repeats", "device"),
     "training": (
         *_COMMON_BLOCK_KEYS,
@@ -116,11 +122,30 @@ class EstimatorConfig:
         label: the table name under ``[estimators]``, used in records and reports.
         name: the registered estimator name passed to ``otbench.estimator``.
         params: the estimator parameters other than ``p``.
+        sweep: parameters that take several values, each a non-empty list;
+            every combination is one configuration of the label, and the
+            report draws them as one estimator's accuracy-cost trade-off.
     """
 
     label: str
     name: str
     params: dict[str, Any]
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+
+    def variants(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Return ``(params, budget)`` per combination of the sweep, keys in sorted order.
+
+        ``params`` is the full keyword set for ``otbench.estimator`` and
+        ``budget`` the swept values alone; without a sweep, one pair with an
+        empty budget.
+        """
+        keys = sorted(self.sweep)
+        combinations = itertools.product(*(self.sweep[key] for key in keys))
+        variants = []
+        for values in combinations:
+            budget = dict(zip(keys, values))
+            variants.append(({**self.params, **budget}, budget))
+        return variants
 
 
 @dataclass(frozen=True)
@@ -235,14 +260,29 @@ def _parse_estimators(checker: _Checker, raw: object) -> dict[str, EstimatorConf
         name = params.pop("name", label)
         if not isinstance(name, str):
             checker.fail(f"{where}.name", name, "a registered estimator name")
-        if "p" in params:
-            raise SuiteError(
-                checker.source,
-                f"{where}.p",
-                f"p = {format_value(params['p'])} is not an estimator setting here, because each task "
-                f"block sets the orders p it runs; set p in the task blocks instead",
-            )
-        configs[label] = EstimatorConfig(label=label, name=name, params=params)
+        sweep = params.pop("sweep", None)
+        if sweep is None:
+            sweep = {}
+        elif not isinstance(sweep, dict) or not sweep:
+            checker.fail(f"{where}.sweep", sweep, "a table of parameter lists, such as { blur = [0.5, 0.05] }")
+        for key, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                checker.fail(f"{where}.sweep.{key}", values, "a non-empty list of values")
+            if len({format_value(v) for v in values}) != len(values):
+                checker.fail(f"{where}.sweep.{key}", values, "each value once")
+            if key in params:
+                raise SuiteError(
+                    checker.source, f"{where}.sweep.{key}", f"{key} is set both in the table and in its sweep; keep one"
+                )
+        for table, prefix in ((params, where), (sweep, f"{where}.sweep")):
+            if "p" in table:
+                raise SuiteError(
+                    checker.source,
+                    f"{prefix}.p",
+                    f"p = {format_value(table['p'])} is not an estimator setting here, because each task "
+                    f"block sets the orders p it runs; set p in the task blocks instead",
+                )
+        configs[label] = EstimatorConfig(label=label, name=name, params=params, sweep=dict(sweep))
     return configs
 
 
@@ -271,7 +311,14 @@ def _parse_common(
             else time_limit
         ),
         "p": checker.int_list(raw.get("p", 1), f"{where}.p", allowed=(1, 2)),
+        "sweep": _flag(checker, raw.get("sweep", True), f"{where}.sweep"),
     }
+
+
+def _flag(checker: _Checker, value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        checker.fail(key, value, "true or false")
+    return bool(value)
 
 
 def _parse_accuracy(checker: _Checker, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -290,8 +337,15 @@ def _parse_accuracy(checker: _Checker, raw: dict[str, Any], where: str) -> dict[
         "problem": problem,
         "params": dict(params),
         "n": checker.int_list(raw["n"], f"{where}.n"),
-        "critic_steps": checker.positive_int(raw.get("critic_steps", DEFAULT_CRITIC_STEPS), f"{where}.critic_steps"),
+        "critic_steps": checker.int_list(raw.get("critic_steps", DEFAULT_CRITIC_STEPS), f"{where}.critic_steps"),
+        "critic_data": _critic_data(checker, raw.get("critic_data", "fresh"), f"{where}.critic_data"),
     }
+
+
+def _critic_data(checker: _Checker, value: object, key: str) -> str:
+    if value not in CRITIC_DATA:
+        checker.fail(key, value, " or ".join(f'"{choice}"' for choice in CRITIC_DATA))
+    return str(value)
 
 
 def _parse_cost(checker: _Checker, raw: dict[str, Any], where: str) -> dict[str, Any]:

@@ -89,13 +89,31 @@ def _unique(texts: Any) -> list[str]:
     return seen
 
 
+# Seeds of the fresh training pairs of a critic start here, far above any
+# evaluation seed, so a critic never trains on an evaluation pair.
+FRESH_SEED_OFFSET = 2**40
+FRESH_SEEDS_PER_CELL = 2**20
+
+
 def run_accuracy(cell: dict[str, Any]) -> TaskOutcome:
     """Estimate W_p on a problem with a known distance and compare with the truth.
 
-    The pair is ``problem.sample(n, seed)`` in float64. An estimator with an
-    inner loop and a critic (``n_critic``) is called ``ceil(critic_steps / n_critic)``
-    times on the same pair, so that its critic trains for ``critic_steps`` steps
-    in total. The last value is the estimate. Any other estimator is called once.
+    The evaluation pair is ``problem.sample(n, seed)`` in float64. Every
+    estimator's value, and its gradient in the source samples x, is read on
+    that pair. A critic (an estimator with ``n_critic``) first trains for
+    ``critic_steps`` steps in total: ``ceil(critic_steps / n_critic)`` calls,
+    the last on the evaluation pair. With ``critic_data = "fresh"`` every
+    earlier call gets a new pair from the problem, as a critic sees new
+    batches in training, and the samples used are counted over all calls;
+    with ``"fixed"`` every call sees the evaluation pair. Any other estimator
+    is called once.
+
+    Where the problem knows its transport map, the result compares
+    g_i = -d estimate / d x_i with the true -dW_p/dx_i
+    (:meth:`otbench.problems.Problem.true_gradient`): the mean cosine over
+    samples, and the normalised squared error sum ||g - g*||^2 / sum ||g*||^2
+    (null when the estimator's scale is unknown).
+
     The status is ``not_converged`` only when the last solve reports
     ``converged = False``. Critics report None (no stopping criterion), which
     is recorded as null with status ``ok``.
@@ -109,28 +127,44 @@ def run_accuracy(cell: dict[str, Any]) -> TaskOutcome:
     from otbench import problems
 
     problem = problems.get(cell["problem"], **cell["problem_params"])
-    x, y = problem.sample(cell["n"], cell["seed"])
-    x = torch.as_tensor(x, dtype=torch.float64)
-    y = torch.as_tensor(y, dtype=torch.float64)
-    truth = float(problem.true_distance(cell["p"]))
+    n, p, seed = cell["n"], cell["p"], cell["seed"]
+    settings = cell.get("settings") or {}
 
-    torch.manual_seed(cell["seed"])
+    def pair(pair_seed: int) -> tuple[Any, Any]:
+        x, y = problem.sample(n, pair_seed)
+        return torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
+
+    x, y = pair(seed)
+    truth = float(problem.true_distance(p))
+    truth_stderr = float(problem.true_distance_stderr(p))
+
+    torch.manual_seed(seed)
     estimator = otbench.estimator(cell["estimator_name"], **cell["estimator_params"])
     capabilities = estimator.capabilities
     n_critic = getattr(estimator, "n_critic", None)
     calls = 1
-    if capabilities.inner_loop and n_critic:
-        calls = math.ceil(cell["settings"]["critic_steps"] / n_critic)
+    fresh = False
+    if capabilities.inner_loop and n_critic and settings.get("critic_steps"):
+        calls = math.ceil(settings["critic_steps"] / n_critic)
+        fresh = settings.get("critic_data", "fresh") == "fresh"
 
     inner_seconds = 0.0
     iterations: int | None = None
-    value = math.nan
-    for _ in range(calls):
-        value = float(estimator(x, y).detach())
-        solve = _last_solve(estimator)
-        inner_seconds += float(solve.seconds)
-        if solve.iterations is not None:
-            iterations = (iterations or 0) + int(solve.iterations)
+    samples_used = 0
+    for call in range(calls - 1):
+        if fresh:
+            train_x, train_y = pair(FRESH_SEED_OFFSET + seed * FRESH_SEEDS_PER_CELL + call)
+        else:
+            train_x, train_y = x, y
+        estimator(train_x, train_y)
+        inner_seconds, iterations = _add_solve(estimator, inner_seconds, iterations)
+        samples_used += int(train_x.shape[0] + train_y.shape[0]) if fresh else 0
+
+    x_eval = x.clone().requires_grad_(True)
+    estimate = estimator(x_eval, y)
+    inner_seconds, iterations = _add_solve(estimator, inner_seconds, iterations)
+    samples_used += int(x.shape[0] + y.shape[0])
+    value = float(estimate.detach())
     solve = _last_solve(estimator)
 
     ratio = value / truth if truth != 0 else None
@@ -140,19 +174,63 @@ def run_accuracy(cell: dict[str, Any]) -> TaskOutcome:
     result = {
         "estimate": value,
         "truth": truth,
+        "truth_stderr": truth_stderr,
+        "bias": value - truth if capabilities.scale_known else None,
         "relative_error": relative_error,
         "ratio": ratio,
         "scale_known": bool(capabilities.scale_known),
         "inner_seconds": inner_seconds,
         "iterations": iterations,
         "converged": None if solve.converged is None else bool(solve.converged),
-        "samples_used": int(x.shape[0] + y.shape[0]),
+        "samples_used": samples_used,
         "calls": calls,
+        **_gradient_agreement(problem, p, x_eval, estimate, bool(capabilities.scale_known)),
     }
     # None means the estimator has no stopping criterion (a critic), which is not a failure.
     if solve.converged is False:
         return TaskOutcome(result, status="not_converged", message="the last solve did not converge")
     return TaskOutcome(result)
+
+
+def _add_solve(estimator: Any, seconds: float, iterations: int | None) -> tuple[float, int | None]:
+    """Add the last solve's seconds and iterations to the running totals."""
+    solve = _last_solve(estimator)
+    if solve.iterations is not None:
+        iterations = (iterations or 0) + int(solve.iterations)
+    return seconds + float(solve.seconds), iterations
+
+
+def _gradient_agreement(problem: Any, p: int, x: Any, estimate: Any, scale_known: bool) -> dict[str, Any]:
+    """Compare -d estimate / dx with the true -dW_p/dx, where the problem knows its map.
+
+    Returns ``cosine`` (mean over samples of the cosine between the two
+    gradients; a sample whose estimated gradient is exactly 0 counts as 0),
+    ``gradient_error`` (sum ||g - g*||^2 / sum ||g*||^2, or null when the
+    scale is unknown) and ``gradient_zero_fraction``; all null without a map.
+    """
+    import torch
+
+    empty = {"cosine": None, "gradient_error": None, "gradient_zero_fraction": None}
+    if not problem.has_transport_map or not estimate.requires_grad:
+        return empty
+    (gradient,) = torch.autograd.grad(estimate, x, allow_unused=True)
+    if gradient is None:
+        return empty
+    g = -gradient.detach()
+    target = problem.true_gradient(x.detach(), p)
+    g_norm = torch.linalg.vector_norm(g, dim=1)
+    target_norm = torch.linalg.vector_norm(target, dim=1)
+    valid = target_norm > 0
+    denominator = (g_norm * target_norm).clamp_min(torch.finfo(g.dtype).tiny)
+    cosines = torch.where(g_norm > 0, (g * target).sum(dim=1) / denominator, 0.0)
+    error = None
+    if scale_known:
+        error = float(((g - target) ** 2).sum() / (target**2).sum())
+    return {
+        "cosine": float(cosines[valid].mean()) if bool(valid.any()) else None,
+        "gradient_error": error,
+        "gradient_zero_fraction": float((g_norm == 0).double().mean()),
+    }
 
 
 def run_cost(cell: dict[str, Any]) -> TaskOutcome:

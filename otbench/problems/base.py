@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 __all__ = ["Problem", "check_seed", "check_sizes"]
@@ -18,13 +19,20 @@ class Problem(abc.ABC):
     (directions, means, covariances) there, so the true distance does not depend
     on the seed passed to :meth:`sample`.
 
+    A problem whose optimal transport map T from the first distribution to the
+    second is known sets ``has_transport_map`` and implements
+    :meth:`_transport_map`; :meth:`true_gradient` then gives the gradient of
+    the true W_p with respect to each source sample.
+
     Attributes:
         name: the registry name, as passed to ``otbench.problems.get``.
         orders: the orders p for which :meth:`true_distance` is known.
+        has_transport_map: whether :meth:`transport_map` is available.
     """
 
     name: ClassVar[str]
     orders: ClassVar[tuple[int, ...]]
+    has_transport_map: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -42,6 +50,84 @@ class Problem(abc.ABC):
     @abc.abstractmethod
     def _sample(self, n: int, m: int, seed: int) -> tuple[Tensor, Tensor]:
         """Draw the two samples after the sizes and seed were checked."""
+
+    def _transport_map(self, x: Tensor) -> Tensor:
+        """Return T(x) for samples x already checked; only when ``has_transport_map``."""
+        raise NotImplementedError
+
+    def _true_distance_stderr(self, p: int) -> float:
+        """Standard error of a Monte Carlo true distance; 0 for a closed form."""
+        return 0.0
+
+    def true_distance_stderr(self, p: int) -> float:
+        """Return the standard error of :meth:`true_distance`, in the units of the samples.
+
+        Closed forms give 0. A problem whose true W_p is a Monte Carlo mean over
+        a fixed large sample (``funnels``, ``brenier``) gives that mean's
+        standard error, which bounds how precisely any estimate can be judged.
+
+        Raises:
+            ValueError: ``p`` is not in ``self.orders``.
+        """
+        self.true_distance(p)
+        return float(self._true_distance_stderr(int(p)))
+
+    def transport_map(self, x: Tensor) -> Tensor:
+        """Return the optimal transport map T at source samples x.
+
+        For every order in ``orders``, moving each x to T(x) is an optimal
+        coupling, so T(x) - x is the true transport direction at x. For p = 1
+        optimal maps need not be unique, but every optimal coupling moves x
+        along the same unit vector, (T(x) - x) / ||T(x) - x||.
+
+        Args:
+            x: source samples, shape (n, d), from the support of the first
+                distribution.
+
+        Returns:
+            T(x), shape (n, d), with x's dtype.
+
+        Raises:
+            ValueError: the problem has no known map, or ``x`` is not (n, d).
+        """
+        if not self.has_transport_map:
+            raise ValueError(f"problem {self.name!r} has no known transport map")
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.dim:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x has shape {shape}; expected (n, {self.dim}) for problem {self.name!r}")
+        return self._transport_map(x)
+
+    def true_gradient(self, x: Tensor, p: int) -> Tensor:
+        """Return -dW_p/dx_i of the true distance, for x the n source samples of a batch.
+
+        With the source measure replaced by (1/n) sum_i delta(x_i) and T the
+        optimal map, the first variation of W_p^p in x_i is
+        (p/n) ||x_i - T(x_i)||^(p-2) (x_i - T(x_i)). The chain rule for
+        W_p = (W_p^p)^(1/p) then gives
+
+            -dW_1/dx_i = u_i / n,                  u_i = (T(x_i) - x_i) / ||T(x_i) - x_i||,
+            -dW_2/dx_i = (T(x_i) - x_i) / (n W_2).
+
+        This is the reference against which an estimator's gradient is compared:
+        the direction in which a generator's sample should move, and how fast.
+
+        Args:
+            x: source samples, shape (n, d).
+            p: the order, one of ``orders``.
+
+        Returns:
+            Shape (n, d), with x's dtype; rows where T(x_i) = x_i are 0.
+
+        Raises:
+            ValueError: ``p`` is not in ``orders`` or the map is unknown.
+        """
+        distance = self.true_distance(p)
+        displacement = self.transport_map(x) - x
+        n = x.shape[0]
+        if p == 1:
+            length = torch.linalg.vector_norm(displacement, dim=1, keepdim=True)
+            return torch.where(length > 0, displacement / length.clamp_min(torch.finfo(x.dtype).tiny), 0.0) / n
+        return displacement / (n * distance)
 
     def true_distance(self, p: int) -> float:
         """Return the true W_p between the two distributions, for cost ||x - y||_2^p.

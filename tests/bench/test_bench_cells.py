@@ -54,7 +54,8 @@ def test_cell_fields_accuracy():
     assert cell["estimator"] == "exact"
     assert cell["estimator_params"] == {"p": cell["p"]}
     assert cell["problem_params"]["d"] == cell["d"]
-    assert cell["settings"] == {"critic_steps": 1000}
+    assert cell["settings"] == {}
+    assert cell["budget"] == {}
     assert cell["data"] is None
 
 

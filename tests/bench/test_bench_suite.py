@@ -49,7 +49,8 @@ def test_parse_block_defaults():
     assert (task, index) == ("accuracy", 0)
     assert settings["estimators"] == ["exact", "sinkhorn"]
     assert settings["seeds"] == (0, 1)
-    assert settings["critic_steps"] == 1000
+    assert settings["critic_steps"] == [1000]
+    assert settings["critic_data"] == "fresh"
     assert settings["time_limit"] == 30.0
 
 
