@@ -38,6 +38,8 @@ from .axes import format_log_axis, format_symlog_axis, tick_at_sizes  # noqa: E4
 __all__ = [
     "accuracy_vs_n",
     "accuracy_vs_seconds",
+    "n_sweep",
+    "pareto_front",
     "ratio_vs_n",
     "cost_vs_n",
     "estimator_palette",
@@ -114,15 +116,17 @@ def _shades(colour: Sequence[float], count: int) -> list[tuple[float, float, flo
 def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
     """Draw relative error against n, one panel per problem, log-log.
 
-    Estimators whose scale is unknown (weight-clipped critics) have no
-    relative error and are left out; ``ratio_vs_n`` draws them.
+    Each series is drawn at one configuration per problem: the budget run at
+    the most sizes n (the suite's sample-size sweep). Estimators whose scale
+    is unknown (weight-clipped critics) have no relative error and are left
+    out; ``ratio_vs_n`` draws them.
     """
     # NOTE: a relative error of exactly 0 cannot be drawn on the log axis, so
     # such cells are left out of the figure. The table still counts them.
-    frame = accuracy[accuracy["scale_known"] & (accuracy["relative_error"] > 0)]
+    frame = n_sweep(accuracy[accuracy["scale_known"] & (accuracy["relative_error"] > 0)])
     if frame.empty:
         return None
-    problems = sorted(frame["problem_label"].unique())
+    problems = sorted(frame["problem_label"].unique(), key=_natural_key)
     fig, axes = _panels(len(problems))
     for ax, problem in zip(axes, problems):
         data = frame[frame["problem_label"] == problem]
@@ -131,6 +135,22 @@ def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -
         tick_at_sizes(ax, data["n"])
         format_log_axis(ax, "y")
     return _save(fig, path, palette, frame["series"].unique())
+
+
+def n_sweep(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per series and problem, the cells of the budget that was run at the most sizes n.
+
+    Only budgets run at two sizes or more are kept, so a pure budget sweep at
+    one n draws nothing here.
+    """
+    if accuracy.empty:
+        return accuracy
+    sizes = accuracy.groupby(["series", "problem_label", "budget_label"], dropna=False)["n"].nunique().reset_index()
+    sizes = sizes[sizes["n"] >= 2]
+    if sizes.empty:
+        return accuracy.iloc[0:0]
+    best = sizes.loc[sizes.groupby(["series", "problem_label"])["n"].idxmax()]
+    return accuracy.merge(best[["series", "problem_label", "budget_label"]], how="inner")
 
 
 def ratio_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
@@ -142,7 +162,7 @@ def ratio_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> P
     """
     frame = accuracy[~accuracy["scale_known"]].copy()
     frame["ratio"] = frame["ratio"].fillna(frame["estimate"] / frame["truth"])
-    frame = frame[frame["ratio"] > 0]
+    frame = n_sweep(frame[frame["ratio"] > 0])
     if frame.empty:
         return None
     problems = sorted(frame["problem_label"].unique())
@@ -157,34 +177,75 @@ def ratio_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> P
     return _save(fig, path, palette, frame["series"].unique())
 
 
-def accuracy_vs_seconds(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
-    """Draw relative error against inner-loop seconds, one panel per problem, log-log.
+# Trade-off metrics: column, axis label, log scale, and whether larger is better.
+TRADEOFF_METRICS = {
+    "relative_error": ("relative error", True, False),
+    "cosine": ("mean cosine to the true gradient", False, True),
+}
 
-    Points are single cells; lines join each estimator's means over seeds in
-    order of n, so a line shows what more samples cost and buy. Estimators
-    whose scale is unknown are left out, as in ``accuracy_vs_n``.
+
+def accuracy_vs_seconds(
+    accuracy: pd.DataFrame, palette: dict[str, Any], path: Path, metric: str = "relative_error"
+) -> Path | None:
+    """Draw a metric against inner-loop seconds with each estimator's Pareto front, one panel per problem.
+
+    A configuration is one point of an estimator's sweep (budget and n); its
+    marker is the mean over seeds and the faint points behind are the seeds.
+    The line joins the configurations that no cheaper configuration of the
+    same estimator beats: its Pareto front, drawn as a staircase. ``metric``
+    is ``relative_error`` (lower is better; log scale; estimators whose scale
+    is unknown are left out) or ``cosine`` (higher is better; every estimator).
     """
-    frame = accuracy[
-        accuracy["scale_known"] & (accuracy["relative_error"] > 0) & (accuracy["inner_seconds"] > 0)
-    ]
+    label, log_scale, higher_better = TRADEOFF_METRICS[metric]
+    keep = accuracy[metric].notna() & (accuracy["inner_seconds"] > 0)
+    if metric == "relative_error":
+        keep &= accuracy["scale_known"] & (accuracy[metric] > 0)
+    frame = accuracy[keep]
     if frame.empty:
         return None
-    problems = sorted(frame["problem_label"].unique())
+    problems = sorted(frame["problem_label"].unique(), key=_natural_key)
     fig, axes = _panels(len(problems))
     for ax, problem in zip(axes, problems):
         data = frame[frame["problem_label"] == problem]
         sns.scatterplot(
-            data=data, x="inner_seconds", y="relative_error", hue="series",
-            palette=palette, alpha=0.45, s=18, legend=False, ax=ax,
+            data=data, x="inner_seconds", y=metric, hue="series",
+            palette=palette, alpha=0.25, s=10, legend=False, ax=ax,
         )
-        means = data.groupby(["series", "n"], as_index=False)[["inner_seconds", "relative_error"]].mean()
-        for series, line in means.groupby("series"):
-            line = line.sort_values("n")
-            ax.plot(line["inner_seconds"], line["relative_error"], marker="o", color=palette[series])
-        ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="inner-loop seconds", ylabel="relative error")
+        means = data.groupby(["series", "budget_label", "n"], as_index=False)[["inner_seconds", metric]].mean()
+        for series, points in means.groupby("series"):
+            colour = palette[series]
+            ax.scatter(points["inner_seconds"], points[metric], color=colour, s=22, edgecolor="white", linewidth=0.5)
+            front = pareto_front(points["inner_seconds"], points[metric], higher_better=higher_better)
+            ax.plot(front["inner_seconds"], front["value"], color=colour, drawstyle="steps-post", linewidth=1.4)
+        ax.set(xscale="log", title=_wrap(problem), xlabel="inner-loop seconds", ylabel=label)
         format_log_axis(ax, "x", decades_only=True)
-        format_log_axis(ax, "y")
+        if log_scale:
+            ax.set_yscale("log")
+            format_log_axis(ax, "y")
+        else:
+            ax.axhline(0.0, color="0.7", linewidth=0.6, zorder=0)
     return _save(fig, path, palette, frame["series"].unique())
+
+
+def pareto_front(seconds: Iterable[float], values: Iterable[float], *, higher_better: bool = False) -> pd.DataFrame:
+    """Return the points that no cheaper point beats, sorted by seconds.
+
+    A point is on the front when every point with fewer seconds has a worse
+    value (larger, or smaller when ``higher_better``). Ties in seconds keep
+    the better value.
+
+    Returns:
+        Columns ``inner_seconds`` and ``value``.
+    """
+    points = pd.DataFrame({"inner_seconds": list(seconds), "value": list(values)}).dropna()
+    sign = -1.0 if higher_better else 1.0
+    points = points.assign(key=sign * points["value"]).sort_values(["inner_seconds", "key"])
+    kept, best = [], math.inf
+    for row in points.itertuples(index=False):
+        if row.key < best:
+            kept.append((row.inner_seconds, row.value))
+            best = row.key
+    return pd.DataFrame(kept, columns=["inner_seconds", "value"])
 
 
 def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:

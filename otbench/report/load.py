@@ -19,6 +19,7 @@ __all__ = [
     "RECORDS_FILE",
     "accuracy_frame",
     "add_series",
+    "budget_label",
     "cost_frame",
     "evaluations_frame",
     "load_json",
@@ -113,8 +114,11 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
     Columns: the record's identity (``estimator``, ``problem``, ``problem_label``,
     ``n``, ``d``, ``p``, ``seed``, ``status``) and the result's keys without the
     ``result.`` prefix (``estimate``, ``truth``, ``relative_error``, ``ratio``,
-    ``scale_known``, ``inner_seconds``, ``iterations``, ``converged``, ...).
+    ``scale_known``, ``inner_seconds``, ``iterations``, ``converged``, ``cosine``, ...).
     ``iterations`` is NaN and ``converged`` is None where the record has null.
+    ``budget_label`` names the cell's point on its estimator's sweep, and
+    ``problem_label`` includes the order p, because W_1 and W_2 of one pair
+    are different problems.
     """
     frame = _task_rows(records, "accuracy")
     if frame.empty:
@@ -130,7 +134,26 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
     # It stays None, because reading it as False would count critics as failures.
     converged = frame["converged"] if "converged" in frame else pd.Series([None] * len(frame), index=frame.index)
     frame["converged"] = pd.Series([_flag(value) for value in converged], index=frame.index, dtype=object)
-    return _numeric(frame, ("estimate", "truth", "relative_error", "ratio", "inner_seconds", "iterations"))
+    frame["budget_label"] = [budget_label(value) for value in _params(frame, "budget")]
+    frame["p"] = [_plain_int(value) for value in frame["p"]]
+    frame["problem_label"] = [
+        f"{label}, p={p}" for label, p in zip(frame["problem_label"], frame["p"])
+    ]
+    return _numeric(frame, ACCURACY_NUMBERS)
+
+
+# Numeric result keys of an accuracy record; absent keys (older runs) become NaN columns.
+ACCURACY_NUMBERS = (
+    "estimate", "truth", "truth_stderr", "bias", "relative_error", "ratio", "inner_seconds",
+    "iterations", "samples_used", "cosine", "gradient_error",
+)
+
+
+def budget_label(budget: dict[str, Any]) -> str:
+    """Return a label such as ``blur=0.05, scaling=0.9`` for a cell's budget, or ``default``."""
+    if not budget:
+        return "default"
+    return ", ".join(f"{key}={_plain_int(value)}" for key, value in sorted(budget.items()))
 
 
 def cost_frame(records: pd.DataFrame) -> pd.DataFrame:

@@ -26,8 +26,10 @@ __all__ = [
     "failures_table",
     "format_converged",
     "format_mean_sd",
+    "largest_budget",
     "skipped_table",
     "status_table",
+    "summary_table",
     "training_table",
 ]
 
@@ -69,12 +71,14 @@ def format_mean_sd(values: Iterable[Any], digits: int = 4) -> str:
 
 
 def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
-    """Summarise accuracy cells per estimator, problem, p and n.
+    """Summarise accuracy cells per problem (with p), estimator, budget and n.
 
-    The ``iterations`` column is the mean of the inner iterations or critic
-    steps; ``converged`` counts the cells whose last solve converged. Both are
-    ``n/a`` where every record of the group has null (critics have no
-    stopping criterion, and the exact solver reports no iteration count).
+    ``bias`` is the signed mean estimate - truth, the sampling bias of a
+    plug-in estimator on n samples. ``cosine`` and ``gradient error`` compare
+    -d estimate / dx with the true gradient where the problem knows its
+    transport map. The ``converged`` column counts the cells whose last solve
+    converged; it is ``n/a`` where every record of the group has null
+    (critics have no stopping criterion).
 
     Args:
         accuracy: the frame of ``load.accuracy_frame``.
@@ -85,30 +89,92 @@ def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """
     rows = []
     any_ratio = False
-    groups = accuracy.groupby(["estimator", "problem_label", "p", "n"], sort=True, dropna=False)
-    for (estimator, problem, p, n), group in groups:
+    keys = ["problem_label", "series", "budget_label", "n"]
+    for (problem, series, budget, n), group in accuracy.groupby(keys, sort=True, dropna=False):
         if group["scale_known"].all():
             error = format_mean_sd(group["relative_error"])
         else:
             ratio = group["ratio"].fillna(group["estimate"] / group["truth"])
             error = f"ratio {format_mean_sd(ratio)} †"
             any_ratio = True
+        truth = format_mean_sd(group["truth"])
+        stderr = float(group["truth_stderr"].max()) if group["truth_stderr"].notna().any() else 0.0
+        if truth and stderr > 0:
+            truth = f"{truth} (se {stderr:.1g})"
         rows.append(
             {
-                "estimator": estimator,
                 "problem": problem,
+                "estimator": series,
+                "budget": budget,
                 "n": _int_or_blank(n),
-                "p": _int_or_blank(p),
                 "seeds": len(group),
                 "estimate": format_mean_sd(group["estimate"]),
-                "truth": format_mean_sd(group["truth"]),
+                "truth": truth,
+                "bias": format_mean_sd(group["bias"], digits=3) or NOT_APPLICABLE,
                 "relative error": error,
+                "cosine": format_mean_sd(group["cosine"], digits=3) or NOT_APPLICABLE,
+                "gradient error": format_mean_sd(group["gradient_error"], digits=3) or NOT_APPLICABLE,
                 "inner seconds": format_mean_sd(group["inner_seconds"], digits=3),
-                "iterations": format_mean_sd(group["iterations"]) or NOT_APPLICABLE,
+                "samples used": _int_or_blank(group["samples_used"].mean()),
                 "converged": format_converged(group["converged"]),
             }
         )
     return pd.DataFrame(rows), any_ratio
+
+
+def largest_budget(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per series and problem, the cells of the configuration that spent the most.
+
+    The configuration is the budget and n with the largest mean inner-loop
+    seconds over seeds; its cells (one per seed) are returned.
+    """
+    keys = ["series", "problem_label", "budget_label", "n"]
+    means = accuracy.groupby(keys, dropna=False)["inner_seconds"].mean().reset_index()
+    best = means.loc[means.groupby(["series", "problem_label"], dropna=False)["inner_seconds"].idxmax()]
+    return accuracy.merge(best[keys], on=keys, how="inner")
+
+
+def summary_table(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Per estimator: median relative error and mean cosine over the problems, at its largest budget.
+
+    For each problem, the estimator's configuration that spent the most
+    inner-loop seconds is averaged over seeds; the medians and means are then
+    taken over problems. ``best relative error`` is the median over problems
+    of the lowest mean error over all configurations, whatever they cost.
+    """
+    rows = []
+    chosen = largest_budget(accuracy)
+    keys = ["series", "problem_label", "budget_label", "n"]
+    every = accuracy.groupby(keys, dropna=False)[["relative_error", "cosine"]].mean().reset_index()
+    for series, group in chosen.groupby("series", sort=True):
+        per_problem = group.groupby("problem_label")[
+            ["relative_error", "cosine", "gradient_error", "inner_seconds", "ratio"]
+        ].mean()
+        best = every[every["series"] == series].groupby("problem_label")["relative_error"].min()
+        scale_known = bool(group["scale_known"].all())
+        rows.append(
+            {
+                "estimator": series,
+                "problems": len(per_problem),
+                "median relative error": _median(per_problem["relative_error"]) if scale_known else NOT_APPLICABLE,
+                "median ratio": _median(per_problem["ratio"]),
+                "best relative error": _median(best) if scale_known else NOT_APPLICABLE,
+                "mean cosine": _mean(per_problem["cosine"]),
+                "median gradient error": _median(per_problem["gradient_error"]) if scale_known else NOT_APPLICABLE,
+                "median inner seconds": _median(per_problem["inner_seconds"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _median(values: pd.Series) -> str:
+    values = values.dropna()
+    return f"{float(values.median()):.3g}" if not values.empty else NOT_APPLICABLE
+
+
+def _mean(values: pd.Series) -> str:
+    values = values.dropna()
+    return f"{float(values.mean()):.3g}" if not values.empty else NOT_APPLICABLE
 
 
 def format_converged(flags: Iterable[Any]) -> str:

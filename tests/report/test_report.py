@@ -103,6 +103,7 @@ def accuracy_result(
         "estimate": estimate,
         "truth": truth,
         "relative_error": abs(estimate - truth) / truth if scale_known else None,
+        "bias": estimate - truth if scale_known else None,
         "ratio": estimate / truth,
         "scale_known": scale_known,
         "inner_seconds": inner_seconds,
@@ -187,6 +188,11 @@ def all_records() -> list[dict[str, Any]]:
                     message="RuntimeError: boom\nTraceback (most recent call last): ...",
                     problem="gaussians", n=256, d=2, p=1)
     )
+    records.append(
+        make_record("accuracy", "critic-clip", 1,
+                    accuracy_result(0.02, 2.0, 0.9, scale_known=False, iterations=None, converged=None),
+                    problem="gaussians", n=256, d=2, p=1)
+    )
 
     # Cost against n at d = 2.
     for estimator, n, medians, peaks in (
@@ -248,7 +254,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 
 FIGURES = [
     "accuracy_vs_n.png",
-    "accuracy_vs_seconds.png",
+    "error_vs_seconds.png",
     "ratio_vs_n.png",
     "cost_vs_n.png",
     "quality_vs_steps.png",
@@ -302,32 +308,34 @@ def test_header_shows_environment(report: tuple[Path, str, str]) -> None:
 
 
 def test_accuracy_means_exact(report: tuple[Path, str, str]) -> None:
-    row = find_row(report[1], "exact", "gaussians (d=2)", "64", "2")
+    row = find_row(report[1], "gaussians (d=2), p=2", "exact (p=2)", "default", "64")
     # estimates 2.1, 2.2, 2.3 against truth 2: relative errors 0.05, 0.10, 0.15.
-    assert row[4:] == ["3", "2.2 ± 0.1", "2 ± 0", "0.1 ± 0.05", "0.002 ± 0.001", "40 ± 0", "3 of 3"]
+    assert row[4:] == [
+        "3", "2.2 ± 0.1", "2 ± 0", "0.2 ± 0.1", "0.1 ± 0.05", "n/a", "n/a", "0.002 ± 0.001", "128", "3 of 3",
+    ]
 
 
 def test_accuracy_order_separate_rows(report: tuple[Path, str, str]) -> None:
     # The same label run for p = 1: estimates 1.5 and 1.7 against truth 1.6.
-    row = find_row(report[1], "exact", "gaussians (d=2)", "64", "1")
+    row = find_row(report[1], "gaussians (d=2), p=1", "exact (p=1)", "default", "64")
     assert row[4:7] == ["2", "1.6 ± 0.14", "1.6 ± 0"]
 
 
 def test_accuracy_means_large_n(report: tuple[Path, str, str]) -> None:
-    row = find_row(report[1], "exact", "gaussians (d=2)", "256", "2")
-    assert row[7] == "0.02 ± 0.01"
+    row = find_row(report[1], "gaussians (d=2), p=2", "exact (p=2)", "default", "256")
+    assert row[8] == "0.02 ± 0.01"
 
 
 def test_accuracy_skips_missing_results(report: tuple[Path, str, str]) -> None:
     # Seed 2 timed out, so only seeds 0 and 1 (relative errors 0.10 and 0.15) count.
-    row = find_row(report[1], "sinkhorn-0.05", "gaussians (d=2)", "256", "2")
+    row = find_row(report[1], "gaussians (d=2), p=2", "sinkhorn-0.05", "default", "256")
     assert row[4] == "2"
-    assert row[7] == "0.125 ± 0.035"
+    assert row[8] == "0.125 ± 0.035"
 
 
 def test_accuracy_ratio_for_clip_critic(report: tuple[Path, str, str]) -> None:
-    row = find_row(report[1], "critic-clip", "gaussians (d=2)", "64", "1")
-    assert row[7] == "ratio 0.006 ± 0.001 †"
+    row = find_row(report[1], "gaussians (d=2), p=1", "critic-clip", "default", "64")
+    assert row[8] == "ratio 0.006 ± 0.001 †"
 
 
 def test_accuracy_ratio_footnote(report: tuple[Path, str, str]) -> None:
@@ -336,8 +344,8 @@ def test_accuracy_ratio_footnote(report: tuple[Path, str, str]) -> None:
 
 def test_accuracy_null_solve_fields(report: tuple[Path, str, str]) -> None:
     # The clip critic's records have iterations and converged null.
-    row = find_row(report[1], "critic-clip", "gaussians (d=2)", "64", "1")
-    assert row[-2:] == ["n/a", "n/a"]
+    row = find_row(report[1], "gaussians (d=2), p=1", "critic-clip", "default", "64")
+    assert row[-1] == "n/a"
 
 
 def test_accuracy_captions_name_left_out(report: tuple[Path, str, str]) -> None:
@@ -394,7 +402,7 @@ def test_status_counts(report: tuple[Path, str, str]) -> None:
     assert find_row(report[1], "accuracy", "sinkhorn-0.05", "5") == [
         "accuracy", "sinkhorn-0.05", "5", "0", "1", "0", "0", "6"
     ]
-    assert find_row(report[1], "accuracy", "critic-clip", "3")[6:] == ["1", "4"]
+    assert find_row(report[1], "accuracy", "critic-clip", "4")[6:] == ["1", "5"]
     assert find_row(report[1], "accuracy", "exact", "8")[-1] == "8"
 
 
@@ -532,8 +540,8 @@ def test_all_null_solve_fields_render(tmp_path: Path) -> None:
     ]
     write_run(tmp_path, records, truncated=False)
     markdown = write_report(tmp_path).read_text(encoding="utf-8")
-    row = find_row(markdown, "critic-gp", "g (d=1)", "8", "1")
-    assert row[-2:] == ["n/a", "n/a"]
+    row = find_row(markdown, "g (d=1), p=1", "critic-gp", "default", "8")
+    assert row[-1] == "n/a"
 
 
 def hue(colour: Any) -> float:
