@@ -13,13 +13,25 @@ import inspect
 from typing import Any
 
 from .base import Problem
+from .brenier import Brenier
+from .funnels import Funnels
 from .gaussians import Gaussians
 from .one_d import OneD
 from .translation import Translation
 
-__all__ = ["Gaussians", "OneD", "Problem", "Translation", "available", "get", "problem_class"]
+__all__ = [
+    "Brenier",
+    "Funnels",
+    "Gaussians",
+    "OneD",
+    "Problem",
+    "Translation",
+    "available",
+    "get",
+    "problem_class",
+]
 
-_REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (Translation, Gaussians, OneD)}
+_REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (Translation, Gaussians, OneD, Funnels, Brenier)}
 
 
 def available() -> list[str]:

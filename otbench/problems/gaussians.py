@@ -32,6 +32,11 @@ class Gaussians(Problem):
     computed by ``ot.gaussian.bures_wasserstein_distance``. Only p = 2 has a
     closed form.
 
+    The optimal map is affine, T(x) = m_y + A (x - m_x), with the symmetric
+    positive definite matrix A = S_x^-1/2 (S_x^1/2 S_y S_x^1/2)^1/2 S_x^-1/2
+    computed by ``ot.gaussian.bures_wasserstein_mapping``. It is the gradient
+    of a convex quadratic and pushes N(m_x, S_x) to N(m_y, S_y).
+
     The means are standard normal vectors and each covariance is
     A A^T / d + 0.1 I with A a d x d standard normal matrix. All of them come
     from a numpy generator seeded with ``(param_seed, d)``, so the sample seed
@@ -48,6 +53,7 @@ class Gaussians(Problem):
 
     name: ClassVar[str] = "gaussians"
     orders: ClassVar[tuple[int, ...]] = (2,)
+    has_transport_map: ClassVar[bool] = True
 
     def __init__(self, *, d: int = 2, param_seed: int = 0) -> None:
         check_positive("d", d, integer=True)
@@ -63,6 +69,12 @@ class Gaussians(Problem):
             a = rng.standard_normal((self._d, self._d))
             self._covariances.append(a @ a.T / self._d + COVARIANCE_FLOOR * np.eye(self._d))
         self._cholesky = [torch.from_numpy(np.linalg.cholesky(c)) for c in self._covariances]
+        # T(x) = x A + b for row samples x, because A is symmetric.
+        linear, bias = ot.gaussian.bures_wasserstein_mapping(
+            self._means[0], self._means[1], self._covariances[0], self._covariances[1]
+        )
+        self._map_linear = torch.from_numpy(np.asarray(linear, dtype=np.float64))
+        self._map_bias = torch.from_numpy(np.asarray(bias, dtype=np.float64).reshape(self._d))
 
     @property
     def dim(self) -> int:
@@ -87,6 +99,10 @@ class Gaussians(Problem):
                 self._means[0], self._means[1], self._covariances[0], self._covariances[1]
             )
         )
+
+    def _transport_map(self, x: Tensor) -> Tensor:
+        linear = self._map_linear.to(dtype=x.dtype, device=x.device)
+        return x @ linear + self._map_bias.to(dtype=x.dtype, device=x.device)
 
     def _sample(self, n: int, m: int, seed: int) -> tuple[Tensor, Tensor]:
         generator = torch.Generator().manual_seed(seed)

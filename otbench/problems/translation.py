@@ -24,7 +24,8 @@ class Translation(Problem):
     For any coupling of X ~ mu and Y ~ mu + t, Jensen's inequality gives
     E||X - Y||^p >= ||E[X - Y]||^p = ||t||^p for p >= 1, and the coupling
     Y = X + t attains it. So W_p(mu, mu + t) = ||t|| for p = 1 and p = 2, and the
-    same argument holds for an empirical measure and its translate.
+    same argument holds for an empirical measure and its translate. The optimal
+    transport map is T(x) = x + t for both orders.
 
     The direction t / ||t|| is drawn once from a numpy generator seeded with
     ``(DIRECTION_SEED, d)``. It is a property of the problem, not of the sample
@@ -44,6 +45,7 @@ class Translation(Problem):
 
     name: ClassVar[str] = "translation"
     orders: ClassVar[tuple[int, ...]] = (1, 2)
+    has_transport_map: ClassVar[bool] = True
 
     def __init__(self, *, d: int = 2, shift: float = 1.0, paired: bool = False) -> None:
         check_positive("d", d, integer=True)
@@ -77,6 +79,9 @@ class Translation(Problem):
 
     def _true_distance(self, p: int) -> float:
         return self._shift
+
+    def _transport_map(self, x: Tensor) -> Tensor:
+        return x + self.shift_vector.to(dtype=x.dtype, device=x.device)
 
     def _sample(self, n: int, m: int, seed: int) -> tuple[Tensor, Tensor]:
         if self._paired and m != n:

@@ -19,18 +19,24 @@ CASES = [
     ("translation", {"d": 3, "shift": 1.5}),
     ("translation", {"d": 2, "shift": 1.0, "paired": True}),
     ("gaussians", {"d": 3}),
+    ("funnels", {"d": 3, "funnels": 5}),
+    ("funnels", {"d": 2, "paired": True}),
+    ("brenier", {"d": 3, "hidden": 16}),
+    ("brenier", {"d": 2, "paired": True}),
 ] + [("one-d", {"pair": pair}) for pair in sorted(PAIRS)]
 CASE_IDS = [f"{name}-{'-'.join(str(v) for v in params.values())}" for name, params in CASES]
 
 
-@pytest.fixture(params=CASES, ids=CASE_IDS)
+# Module scope: problems are immutable, and funnels and brenier spend a few
+# tenths of a second on their Monte Carlo true distance at construction.
+@pytest.fixture(scope="module", params=CASES, ids=CASE_IDS)
 def problem(request: pytest.FixtureRequest) -> problems.Problem:
     name, params = request.param
     return problems.get(name, **params)
 
 
 def test_available_lists_all() -> None:
-    assert problems.available() == ["gaussians", "one-d", "translation"]
+    assert problems.available() == ["brenier", "funnels", "gaussians", "one-d", "translation"]
 
 
 def test_sample_shapes_and_dtype(problem: problems.Problem) -> None:
@@ -80,7 +86,70 @@ def test_params_rebuild_same_problem(problem: problems.Problem) -> None:
     assert torch.equal(rebuilt.sample(5, seed=1)[1], problem.sample(5, seed=1)[1])
 
 
+def test_true_distance_stderr_nonnegative(problem: problems.Problem) -> None:
+    for p in problem.orders:
+        stderr = problem.true_distance_stderr(p)
+        assert isinstance(stderr, float)
+        assert stderr >= 0
+
+
+def test_transport_map_shape_or_error(problem: problems.Problem) -> None:
+    x, _ = problem.sample(6, seed=0)
+    if problem.has_transport_map:
+        mapped = problem.transport_map(x)
+        assert mapped.shape == x.shape
+        assert mapped.dtype == x.dtype
+    else:
+        with pytest.raises(ValueError, match="no known transport map"):
+            problem.transport_map(x)
+
+
+def test_true_gradient_shape_for_each_order(problem: problems.Problem) -> None:
+    if not problem.has_transport_map:
+        pytest.skip(f"problem {problem.name!r} has no known transport map")
+    x, _ = problem.sample(6, seed=0)
+    for p in problem.orders:
+        gradient = problem.true_gradient(x, p)
+        assert gradient.shape == x.shape
+        assert bool(torch.isfinite(gradient).all())
+
+
+def test_transport_map_rejects_wrong_shape(problem: problems.Problem) -> None:
+    if not problem.has_transport_map:
+        pytest.skip(f"problem {problem.name!r} has no known transport map")
+    with pytest.raises(ValueError, match=r"expected \(n, "):
+        problem.transport_map(torch.zeros(4, problem.dim + 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("name", "params"), [("translation", {}), ("gaussians", {}), ("one-d", {})])
+def test_closed_form_stderr_is_zero(name: str, params: dict) -> None:
+    problem = problems.get(name, **params)
+    for p in problem.orders:
+        assert problem.true_distance_stderr(p) == 0.0
+
+
 # ---- translation ------------------------------------------------------------
+
+
+def test_translation_transport_map_adds_shift() -> None:
+    problem = problems.get("translation", d=4, shift=2.0)
+    x, _ = problem.sample(10, seed=0)
+    assert torch.allclose(problem.transport_map(x), x + problem.shift_vector, rtol=0, atol=1e-15)
+
+
+def test_translation_paired_target_is_map() -> None:
+    problem = problems.get("translation", d=3, shift=1.2, paired=True)
+    x, y = problem.sample(10, seed=1)
+    assert torch.allclose(problem.transport_map(x), y, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_translation_true_gradient_is_direction(p: int) -> None:
+    problem = problems.get("translation", d=3, shift=2.0)
+    x, _ = problem.sample(5, seed=2)
+    # -dW_1/dx_i = t / (||t|| n); -dW_2/dx_i = t / (n W_2) with W_2 = ||t||.
+    expected = problem.true_direction.expand(5, 3) / 5
+    assert torch.allclose(problem.true_gradient(x, p), expected, rtol=0, atol=1e-15)
 
 
 def test_translation_true_distance_is_shift() -> None:
@@ -183,6 +252,45 @@ def test_gaussians_param_seed_changes_pair() -> None:
     assert first.true_distance(2) != second.true_distance(2)
 
 
+def test_gaussians_transport_map_matches_sqrtm() -> None:
+    problem = problems.get("gaussians", d=4, param_seed=1)
+    (m1, m2), (s1, s2) = problem.means, problem.covariances
+    root = np.real(scipy.linalg.sqrtm(s1))
+    root_inverse = np.linalg.inv(root)
+    linear = root_inverse @ np.real(scipy.linalg.sqrtm(root @ s2 @ root)) @ root_inverse
+    x, _ = problem.sample(20, seed=0)
+    expected = m2 + (x.numpy() - m1) @ linear.T
+    assert np.allclose(problem.transport_map(x).numpy(), expected, rtol=0, atol=1e-9)
+
+
+def test_gaussians_transport_map_reaches_target_moments() -> None:
+    problem = problems.get("gaussians", d=3)
+    x, _ = problem.sample(20000, seed=1)
+    mapped = problem.transport_map(x).numpy()
+    _, mean = problem.means
+    _, covariance = problem.covariances
+    # Same Monte Carlo tolerances as for the samples themselves, above.
+    assert np.allclose(mapped.mean(axis=0), mean, atol=0.05)
+    assert np.allclose(np.cov(mapped, rowvar=False), covariance, rtol=0.05, atol=0.02)
+
+
+def test_gaussians_transport_cost_is_w2_squared() -> None:
+    problem = problems.get("gaussians", d=3)
+    x, _ = problem.sample(20000, seed=2)
+    squared = (problem.transport_map(x) - x).square().sum(dim=1)
+    stderr = float(squared.std()) / math.sqrt(len(squared))
+    assert abs(float(squared.mean()) - problem.true_distance(2) ** 2) < 4 * stderr
+
+
+def test_gaussians_transport_map_is_monotone() -> None:
+    # The map is the gradient of a convex quadratic: its matrix is symmetric
+    # positive definite, so <T(a) - T(b), a - b> > 0 for a != b.
+    problem = problems.get("gaussians", d=5, param_seed=2)
+    a, b = problem.sample(200, seed=3)
+    inner = ((problem.transport_map(a) - problem.transport_map(b)) * (a - b)).sum(dim=1)
+    assert bool((inner > 0).all())
+
+
 # ---- one-d ------------------------------------------------------------------
 
 
@@ -249,7 +357,7 @@ def test_quantile_distance_identical_is_zero() -> None:
 
 
 def test_get_unknown_name_lists_available() -> None:
-    with pytest.raises(ValueError, match="available: gaussians, one-d, translation"):
+    with pytest.raises(ValueError, match="available: brenier, funnels, gaussians, one-d, translation"):
         problems.get("circle")
 
 
