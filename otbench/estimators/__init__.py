@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Capabilities, Estimator, MemoryBudgetError, SolveResult
-from .critics import ClipCritic, GPCritic
+from .critics import ClipCritic, GPCritic, LPCritic, SNCritic
+from .ctransform import CTransformCritic
+from .entropic import EntropicOT
 from .exact import ExactLP
 from .sinkhorn import SinkhornDivergence
+from .sliced import MaxSlicedWasserstein, SlicedWasserstein
 
 __all__ = [
     "Capabilities",
@@ -28,7 +31,19 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[Estimator]] = {
-    cls.name: cls for cls in (ExactLP, SinkhornDivergence, ClipCritic, GPCritic)
+    cls.name: cls
+    for cls in (
+        ExactLP,
+        SinkhornDivergence,
+        ClipCritic,
+        GPCritic,
+        LPCritic,
+        SNCritic,
+        CTransformCritic,
+        SlicedWasserstein,
+        MaxSlicedWasserstein,
+        EntropicOT,
+    )
 }
 
 

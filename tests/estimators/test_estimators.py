@@ -138,7 +138,7 @@ def test_images_flattened_for_solvers(name: str) -> None:
 # The contract.
 
 
-@pytest.mark.parametrize("name", ["exact", "sinkhorn", "critic-clip", "critic-gp"])
+@pytest.mark.parametrize("name", otbench.available_estimators())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_contract_dtype_and_last_solve(name: str, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
@@ -180,7 +180,10 @@ def test_critic_n_critic_steps_counted() -> None:
 
 
 def test_registry_lists_estimators() -> None:
-    assert otbench.available_estimators() == ["critic-clip", "critic-gp", "exact", "sinkhorn"]
+    assert otbench.available_estimators() == [
+        "critic-clip", "critic-ctransform", "critic-gp", "critic-lp", "critic-sn",
+        "exact", "max-sliced", "sinkhorn", "sinkhorn-entropic", "sliced",
+    ]
     assert otbench.capabilities("exact").exact is True
     assert otbench.capabilities("critic-gp").orders == (1,)
     assert isinstance(otbench.estimator("exact"), torch.nn.Module)
@@ -190,7 +193,7 @@ def test_registry_lists_estimators() -> None:
 
 
 def test_unknown_estimator_lists_available() -> None:
-    with pytest.raises(ValueError, match=r"unknown estimator 'wgan'; available: critic-clip, critic-gp, exact, sinkhorn"):
+    with pytest.raises(ValueError, match=r"unknown estimator 'wgan'; available: critic-clip, critic-ctransform, critic-gp, .*, sliced"):
         otbench.estimator("wgan")
 
 
@@ -212,7 +215,7 @@ def test_unsupported_order(name: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-@pytest.mark.parametrize("name", ["exact", "sinkhorn", "critic-gp"])
+@pytest.mark.parametrize("name", otbench.available_estimators())
 def test_non_finite_samples(name: str, bad: float) -> None:
     x = torch.zeros(4, 2)
     x[1, 0] = bad
