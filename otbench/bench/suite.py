@@ -125,6 +125,8 @@ class EstimatorConfig:
         sweep: parameters that take several values, each a non-empty list;
             every combination is one configuration of the label, and the
             report draws them as one estimator's accuracy-cost trade-off.
+            A swept value overrides the same key of ``params``, which stays
+            the configuration of blocks that set ``sweep = false``.
     """
 
     label: str
@@ -270,10 +272,6 @@ def _parse_estimators(checker: _Checker, raw: object) -> dict[str, EstimatorConf
                 checker.fail(f"{where}.sweep.{key}", values, "a non-empty list of values")
             if len({format_value(v) for v in values}) != len(values):
                 checker.fail(f"{where}.sweep.{key}", values, "each value once")
-            if key in params:
-                raise SuiteError(
-                    checker.source, f"{where}.sweep.{key}", f"{key} is set both in the table and in its sweep; keep one"
-                )
         for table, prefix in ((params, where), (sweep, f"{where}.sweep")):
             if "p" in table:
                 raise SuiteError(

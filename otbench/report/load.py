@@ -123,8 +123,11 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
     frame = _task_rows(records, "accuracy")
     if frame.empty:
         return frame
+    all_params = _params(frame, "problem_params")
+    shown = _varying_keys(frame["problem"], all_params)
     frame["problem_label"] = [
-        _problem_label(problem, params) for problem, params in zip(frame["problem"], _params(frame, "problem_params"))
+        _problem_label(problem, {key: value for key, value in params.items() if key in shown.get(problem, ())})
+        for problem, params in zip(frame["problem"], all_params)
     ]
     if "scale_known" in frame:
         frame["scale_known"] = frame["scale_known"].map(lambda value: value is not False)
@@ -257,6 +260,24 @@ def _params(frame: pd.DataFrame, field: str) -> list[dict[str, Any]]:
     if field not in frame:
         return [{}] * len(frame)
     return [value if isinstance(value, dict) else {} for value in frame[field]]
+
+
+def _varying_keys(problems: pd.Series, params: list[dict[str, Any]]) -> dict[Any, set[str]]:
+    """Return, per problem name, the parameter keys worth naming in a label.
+
+    A key is named when its value differs between the problem's records, and
+    ``d`` always; a value shared by every record (a default such as a seed)
+    would only lengthen every label.
+    """
+    values: dict[Any, dict[str, set[str]]] = {}
+    for problem, problem_params in zip(problems, params):
+        keys = values.setdefault(problem, {})
+        for key, value in problem_params.items():
+            keys.setdefault(key, set()).add(json.dumps(value, sort_keys=True, default=str))
+    return {
+        problem: {key for key, seen in keys.items() if key == "d" or len(seen) > 1}
+        for problem, keys in values.items()
+    }
 
 
 def _problem_label(problem: Any, params: dict[str, Any]) -> str:

@@ -79,7 +79,6 @@ def test_sweep_ids_distinct():
         ("sweep = { blur = [] }", "estimators.s.sweep.blur", "non-empty list"),
         ("sweep = { blur = 0.1 }", "estimators.s.sweep.blur", "non-empty list"),
         ("sweep = { blur = [0.1, 0.1] }", "estimators.s.sweep.blur", "each value once"),
-        ("blur = 0.1\nsweep = { blur = [0.2] }", "estimators.s.sweep.blur", "both in the table and in its sweep"),
         ("sweep = { p = [1, 2] }", "estimators.s.sweep.p", "task blocks"),
     ],
 )
@@ -199,3 +198,16 @@ def test_block_sweep_flag_type_checked():
     text = "[estimators.exact]\n[[accuracy]]\nproblem = \"translation\"\nn = 8\nsweep = 1\n"
     with pytest.raises(SuiteError, match="true or false"):
         parse_suite(text, source="bad.toml")
+
+
+def test_sweep_overrides_table_value():
+    text = SWEEP_SUITE.replace('sweep = { blur = [0.5, 0.1], scaling = [0.5, 0.9] }', 'blur = 0.3\nsweep = { blur = [0.5, 0.1] }')
+    blurs = {c["estimator_params"]["blur"] for c in resolve(text).cells if c["estimator"] == "sinkhorn"}
+    assert blurs == {0.5, 0.1}
+
+
+def test_table_value_without_sweep():
+    text = SWEEP_SUITE.replace('sweep = { blur = [0.5, 0.1], scaling = [0.5, 0.9] }', 'blur = 0.3\nsweep = { blur = [0.5, 0.1] }')
+    text = text.replace('critic_steps = [10, 20, 40]', 'critic_steps = [10, 20, 40]\nsweep = false')
+    blurs = {c["estimator_params"]["blur"] for c in resolve(text).cells if c["estimator"] == "sinkhorn"}
+    assert blurs == {0.3}
