@@ -70,25 +70,52 @@ def test_list_capability_columns(capsys):
 def test_estimate_table(capsys):
     code = main(["estimate", "exact", "--problem", "translation", "--n", "64", "--p", "2",
                  "--problem-param", "d=3", "--problem-param", "shift=2.0"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert code == 0
-    assert "truth           2" in out
+    assert "truth 2 " in out
     assert "relative error" in out
-    assert "converged       yes" in out
+    assert "converged yes" in out
 
 
 def test_estimate_critic_converged_na(capsys):
     code = main(["estimate", "critic-gp", "--problem", "translation", "--n", "32",
                  "--critic-steps", "4", "--param", "n_critic=2"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert code == 0
-    assert "converged       n/a" in out
-    assert "iterations      4" in out
+    assert "converged n/a" in out
+    assert "iterations 4" in out
 
 
 def test_estimate_exact_iterations_na(capsys):
     assert main(["estimate", "exact", "--problem", "translation", "--n", "16"]) == 0
-    assert "iterations      n/a" in capsys.readouterr().out
+    assert "iterations n/a" in " ".join(capsys.readouterr().out.split())
+
+
+def test_estimate_gradient_rows(capsys):
+    # On a paired translation the exact plan is the pairing, so the gradient is the true one.
+    assert main(["estimate", "exact", "--problem", "translation", "--n", "16",
+                 "--problem-param", "paired=true"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gradient cosine 1 " in out
+    assert "gradient error 0 " in out
+
+
+def test_estimate_monte_carlo_truth(capsys):
+    assert main(["estimate", "exact", "--problem", "funnels", "--n", "16"]) == 0
+    assert "Monte Carlo standard error" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode, samples", [("fresh", 2 * 2 * 16), ("fixed", 2 * 16)])
+def test_estimate_critic_data(capsys, mode: str, samples: int):
+    assert main(["estimate", "critic-gp", "--problem", "translation", "--n", "16", "--critic-steps", "4",
+                 "--param", "n_critic=2", "--critic-data", mode]) == 0
+    assert f"samples used {samples} " in " ".join(capsys.readouterr().out.split())
+
+
+def test_estimate_critic_data_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["estimate", "critic-gp", "--problem", "translation", "--critic-data", "new"])
+    assert "invalid choice: 'new'" in capsys.readouterr().err
 
 
 def test_estimate_critic_steps_default():

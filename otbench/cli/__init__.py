@@ -120,8 +120,13 @@ def _build_parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--critic-steps", type=_positive_int, default=1000, metavar="STEPS",
         help="critic training steps, summed over calls, before a critic estimator's value is read: "
-        "the estimator is called ceil(STEPS / n_critic) times on the same pair (default: 1000); "
-        "ignored by estimators without a critic",
+        "the estimator is called ceil(STEPS / n_critic) times, the last on the evaluation pair "
+        "(default: 1000); ignored by estimators without a critic",
+    )
+    estimate.add_argument(
+        "--critic-data", choices=("fresh", "fixed"), default="fresh",
+        help="what a critic trains on before the last call: a new pair from the problem at every "
+        "call (fresh, the default) or the evaluation pair every time (fixed)",
     )
     estimate.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
@@ -292,19 +297,27 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         "n": args.n,
         "p": args.p,
         "seed": args.seed,
-        "settings": {"critic_steps": args.critic_steps},
+        "settings": {"critic_steps": args.critic_steps, "critic_data": args.critic_data},
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outcome = run_accuracy(cell)
     result = outcome.result
-    rows: list[list[str]] = [["estimate", _number(result["estimate"])], ["truth", _number(result["truth"])]]
+    truth = _number(result["truth"])
+    if result.get("truth_stderr"):
+        truth += f" (Monte Carlo standard error {_number(result['truth_stderr'])})"
+    rows: list[list[str]] = [["estimate", _number(result["estimate"])], ["truth", truth]]
     if result["scale_known"]:
         rows.append(["relative error", _number(result["relative_error"])])
     else:
         rows.append(["ratio (scale unknown)", _number(result["ratio"])])
+    if result.get("cosine") is not None:
+        rows.append(["gradient cosine", _number(result["cosine"])])
+    if result.get("gradient_error") is not None:
+        rows.append(["gradient error", _number(result["gradient_error"])])
     rows += [
         ["inner seconds", _number(result["inner_seconds"])],
+        ["samples used", str(result["samples_used"])],
         ["iterations", "n/a" if result["iterations"] is None else str(result["iterations"])],
         ["converged", "n/a" if result["converged"] is None else _yes(result["converged"])],
     ]
