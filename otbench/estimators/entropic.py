@@ -85,7 +85,9 @@ class EntropicOT(Estimator):
     ``converged = False``.
 
     Samples that coincide give 0 (one point, or copies of one point). Distinct
-    points in x = y give a positive value with finite gradients.
+    points in x = y give a positive value with finite gradients. A zero weight
+    is replaced by the smallest normal float, so its gradient reads 0 where
+    the true derivative is that point's dual potential.
 
     Example:
         >>> est = EntropicOT(p=2, blur=0.05)

@@ -98,18 +98,22 @@ class Problem(abc.ABC):
         return self._transport_map(x)
 
     def true_gradient(self, x: Tensor, p: int) -> Tensor:
-        """Return -dW_p/dx_i of the true distance, for x the n source samples of a batch.
+        """Return the reference gradient -dW_p/dx_i for x, the n source samples of a batch.
 
-        With the source measure replaced by (1/n) sum_i delta(x_i) and T the
-        optimal map, the first variation of W_p^p in x_i is
-        (p/n) ||x_i - T(x_i)||^(p-2) (x_i - T(x_i)). The chain rule for
-        W_p = (W_p^p)^(1/p) then gives
+        This is the first variation of the population W_p at each x_i, divided
+        by n: with T the optimal map, the first variation of W_p^p at x is
+        p ||x - T(x)||^(p-2) (x - T(x)), and the chain rule for
+        W_p = (W_p^p)^(1/p) gives
 
             -dW_1/dx_i = u_i / n,                  u_i = (T(x_i) - x_i) / ||T(x_i) - x_i||,
             -dW_2/dx_i = (T(x_i) - x_i) / (n W_2).
 
-        This is the reference against which an estimator's gradient is compared:
-        the direction in which a generator's sample should move, and how fast.
+        It is the direction in which a generator's sample should move, and how
+        fast. On paired samples (y_i = T(x_i)) it equals the gradient of the
+        empirical W_p, up to the factor W_p / W_p(empirical) at p = 2. Against an
+        independent target sample the empirical gradient differs from it by
+        sampling noise, which shrinks as n grows, so a cosine below 1 measures
+        both the estimator and that noise.
 
         Args:
             x: source samples, shape (n, d).

@@ -115,23 +115,25 @@ class Brenier(Problem):
         directions = rng.standard_normal((self._components, self._d))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         self._means = MEAN_NORM * directions
-        self._init_network(rng)
+        # Normal tensors even inside a caller's inference_mode, so that autograd can differentiate psi.
+        with torch.inference_mode(False):
+            self._init_network(rng)
 
-        monte_carlo_rng = np.random.default_rng(
-            (MONTE_CARLO_SEED, self._param_seed, self._d, self._components, self._hidden)
-        )
-        pilot = self._draw_mixture(monte_carlo_rng, PILOT_SIZE)
-        network_gradient = self._gradient(pilot, self._network)
-        self._linear = network_gradient.mean(dim=0)
-        centred = network_gradient - self._linear
-        self._scale = DISPLACEMENT_RMS / float(centred.square().sum(dim=1).mean().sqrt())
+            monte_carlo_rng = np.random.default_rng(
+                (MONTE_CARLO_SEED, self._param_seed, self._d, self._components, self._hidden)
+            )
+            pilot = self._draw_mixture(monte_carlo_rng, PILOT_SIZE)
+            network_gradient = self._gradient(pilot, self._network)
+            self._linear = network_gradient.mean(dim=0)
+            centred = network_gradient - self._linear
+            self._scale = DISPLACEMENT_RMS / float(centred.square().sum(dim=1).mean().sqrt())
 
-        sources = self._draw_mixture(monte_carlo_rng, MONTE_CARLO_SIZE)
-        squared = (self._gradient(sources, self._psi) - sources).square().sum(dim=1)
-        self._distance = float(squared.mean().sqrt())
-        # Delta method: W_2 = sqrt(M) has standard error se(M) / (2 sqrt(M)).
-        squared_stderr = float(squared.std()) / math.sqrt(MONTE_CARLO_SIZE)
-        self._stderr = squared_stderr / (2 * self._distance)
+            sources = self._draw_mixture(monte_carlo_rng, MONTE_CARLO_SIZE)
+            squared = (self._gradient(sources, self._psi) - sources).square().sum(dim=1)
+            self._distance = float(squared.mean().sqrt())
+            # Delta method: W_2 = sqrt(M) has standard error se(M) / (2 sqrt(M)).
+            squared_stderr = float(squared.std()) / math.sqrt(MONTE_CARLO_SIZE)
+            self._stderr = squared_stderr / (2 * self._distance)
 
     def _init_network(self, rng: np.random.Generator) -> None:
         """Draw the network's weights. Input weights have variance 2 / d, so pre-activations are of order 1."""
@@ -257,7 +259,8 @@ class Brenier(Problem):
     @staticmethod
     def _gradient(x: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
         """Return the gradient of a row-wise function at each row of x, without a graph."""
-        with torch.enable_grad():
-            points = x.detach().requires_grad_(True)
+        # inference_mode(False) lets this run inside a caller's torch.inference_mode block.
+        with torch.inference_mode(False), torch.enable_grad():
+            points = x.detach().clone().requires_grad_(True)
             (gradient,) = torch.autograd.grad(function(points).sum(), points)
         return gradient.detach()

@@ -33,7 +33,7 @@ class Translation(Problem):
 
     Args:
         d: dimension of the samples.
-        shift: length ||t|` of the translation, in the units of the samples.
+        shift: length ||t|| of the translation, in the units of the samples.
         paired: if True, y = x + t for the same draws x, so the empirical
             W_p between the two samples is exactly ``shift`` as well; if False,
             y is the translate of an independent draw x'.

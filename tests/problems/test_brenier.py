@@ -197,3 +197,13 @@ def test_psi_rejects_wrong_shape(plane: Brenier) -> None:
 def test_hessian_rejects_wrong_shape(plane: Brenier) -> None:
     with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
         plane.hessian(torch.zeros(3, 5, dtype=torch.float64))
+
+
+def test_inference_mode_supported():
+    # The map is computed by autograd, which must still work inside a caller's inference_mode.
+    with torch.inference_mode():
+        problem = problems.get("brenier", d=2)
+        x, y = problem.sample(8, seed=0, m=8)
+        mapped = problem.transport_map(x)
+    assert mapped.shape == (8, 2)
+    assert torch.isfinite(mapped).all()
