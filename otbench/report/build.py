@@ -189,6 +189,10 @@ def _accuracy_section(accuracy: pd.DataFrame, palette: dict[str, Any], figure_di
         (figures.accuracy_vs_n(accuracy, palette, figure_dir / "accuracy_vs_n.png"),
          "Relative error against n (log-log), per problem, each estimator at the configuration run at the "
          "most sizes." + left_out),
+        (figures.bias_vs_n(accuracy, palette, figure_dir / "bias_vs_n.png"),
+         "Signed relative bias (estimate - truth) / truth against n, per problem, at the same configurations: "
+         "above 0 the estimator overestimates W_p. The exact LP's bias on n samples is the plug-in bias that "
+         "grows with d."),
         (ratio_path,
          "Ratio estimate / truth against n (log-log) for estimators whose scale is unknown, per problem. "
          "The ratio is not expected to be 1: a flat line with a narrow band means a stable unknown factor."),

@@ -38,6 +38,7 @@ from .axes import format_log_axis, format_symlog_axis, tick_at_sizes  # noqa: E4
 __all__ = [
     "accuracy_vs_n",
     "accuracy_vs_seconds",
+    "bias_vs_n",
     "n_sweep",
     "pareto_front",
     "ratio_vs_n",
@@ -134,6 +135,29 @@ def accuracy_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -
         ax.set(xscale="log", yscale="log", title=_wrap(problem), xlabel="n (samples per side)", ylabel="relative error")
         tick_at_sizes(ax, data["n"])
         format_log_axis(ax, "y")
+    return _save(fig, path, palette, frame["series"].unique())
+
+
+def bias_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:
+    """Draw the signed relative bias (estimate - truth) / truth against n, one panel per problem.
+
+    The configurations are those of ``accuracy_vs_n``. A plug-in estimator's
+    line shows how its bias on n samples shrinks, and its sign shows whether
+    it over- or underestimates; the grey line marks no bias.
+    """
+    frame = n_sweep(accuracy[accuracy["scale_known"] & accuracy["bias"].notna()]).copy()
+    if frame.empty:
+        return None
+    frame["relative_bias"] = frame["bias"] / frame["truth"]
+    problems = sorted(frame["problem_label"].unique(), key=_natural_key)
+    fig, axes = _panels(len(problems))
+    for ax, problem in zip(axes, problems):
+        data = frame[frame["problem_label"] == problem]
+        ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0)
+        _line_with_seeds(ax, data, "n", "relative_bias", palette)
+        ax.set(xscale="log", title=_wrap(problem), xlabel="n (samples per side)",
+               ylabel="(estimate - truth) / truth")
+        tick_at_sizes(ax, data["n"])
     return _save(fig, path, palette, frame["series"].unique())
 
 

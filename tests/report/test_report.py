@@ -254,6 +254,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 
 FIGURES = [
     "accuracy_vs_n.png",
+    "bias_vs_n.png",
     "error_vs_seconds.png",
     "ratio_vs_n.png",
     "cost_vs_n.png",

@@ -141,3 +141,20 @@ def test_sweep_report_lists_budgets(sweep_report: tuple[Path, str]):
 
 def test_sweep_report_shows_truth_stderr(sweep_report: tuple[Path, str]):
     assert "1 ± 0 (se 0.001)" in sweep_report[1]
+
+
+def test_bias_figure_needs_sizes(tmp_path: Path):
+    data = frame([
+        ("exact", "a", "default", 64, 0, 0.3, 0.9, 0.01),
+        ("exact", "a", "default", 256, 0, 0.2, 0.9, 0.02),
+    ])
+    data["bias"] = [0.3, 0.2]
+    data["truth"] = 1.0
+    palette = figures.estimator_palette(["exact"])
+    assert figures.bias_vs_n(data, palette, tmp_path / "bias.png") == tmp_path / "bias.png"
+
+
+def test_bias_figure_skipped_for_one_size(tmp_path: Path):
+    data = SWEEP.assign(bias=0.1, truth=1.0)
+    palette = figures.estimator_palette(["sinkhorn"])
+    assert figures.bias_vs_n(data, palette, tmp_path / "bias.png") is None
