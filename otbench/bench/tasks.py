@@ -103,12 +103,12 @@ def run_accuracy(cell: dict[str, Any]) -> TaskOutcome:
     that pair. A critic (an estimator with ``n_critic``) first trains for
     ``critic_steps`` steps in total: ``ceil(critic_steps / n_critic)`` calls,
     the last on the evaluation pair. With ``critic_data = "fresh"`` every
-    earlier call gets a new pair from the problem, as a critic sees new
+    earlier call gets a new pair from the problem, as a critic gets new
     batches in training, and the samples used are counted over all calls;
     with ``"fixed"`` every call sees the evaluation pair. Any other estimator
     is called once.
 
-    Where the problem knows its transport map, the result compares
+    Where the problem has a known transport map, the result compares
     g_i = -d estimate / d x_i with the true -dW_p/dx_i
     (:meth:`otbench.problems.Problem.true_gradient`): the mean cosine over
     samples, and the normalised squared error sum ||g - g*||^2 / sum ||g*||^2
@@ -201,7 +201,7 @@ def _add_solve(estimator: Any, seconds: float, iterations: int | None) -> tuple[
 
 
 def _gradient_agreement(problem: Any, p: int, x: Any, estimate: Any, scale_known: bool) -> dict[str, Any]:
-    """Compare -d estimate / dx with the true -dW_p/dx, where the problem knows its map.
+    """Compare -d estimate / dx with the true -dW_p/dx, where the problem has a known map.
 
     Returns ``cosine`` (mean over samples of the cosine between the two
     gradients; a sample whose estimated gradient is exactly 0 counts as 0),

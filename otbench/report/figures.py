@@ -264,12 +264,12 @@ def pareto_front(seconds: Iterable[float], values: Iterable[float], *, higher_be
     points = pd.DataFrame({"inner_seconds": list(seconds), "value": list(values)}).dropna()
     sign = -1.0 if higher_better else 1.0
     points = points.assign(key=sign * points["value"]).sort_values(["inner_seconds", "key"])
-    kept, best = [], math.inf
+    front_points, best = [], math.inf
     for row in points.itertuples(index=False):
         if row.key < best:
-            kept.append((row.inner_seconds, row.value))
+            front_points.append((row.inner_seconds, row.value))
             best = row.key
-    return pd.DataFrame(kept, columns=["inner_seconds", "value"])
+    return pd.DataFrame(front_points, columns=["inner_seconds", "value"])
 
 
 def cost_vs_n(cost: pd.DataFrame, palette: dict[str, Any], path: Path) -> Path | None:

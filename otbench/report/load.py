@@ -124,9 +124,9 @@ def accuracy_frame(records: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     all_params = _params(frame, "problem_params")
-    shown = _varying_keys(frame["problem"], all_params)
+    label_keys = _varying_keys(frame["problem"], all_params)
     frame["problem_label"] = [
-        _problem_label(problem, {key: value for key, value in params.items() if key in shown.get(problem, ())})
+        _problem_label(problem, {key: value for key, value in params.items() if key in label_keys.get(problem, ())})
         for problem, params in zip(frame["problem"], all_params)
     ]
     if "scale_known" in frame:
