@@ -126,7 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--critic-data", choices=("fresh", "fixed"), default="fresh",
         help="what a critic trains on before the last call: a new pair from the problem at every "
-        "call (fresh, the default) or the evaluation pair every time (fixed)",
+        "call (fresh, the default) or the evaluation pair every time (fixed); ignored by estimators "
+        "without a critic",
     )
     estimate.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
@@ -193,7 +194,8 @@ def _summary_line(summary: Any) -> str:
     if summary.already_done:
         parts.append(f"{summary.already_done} recorded earlier")
     if summary.skipped:
-        parts.append(f"{summary.skipped} combinations skipped (see resolved.json)")
+        noun = "combination" if summary.skipped == 1 else "combinations"
+        parts.append(f"{summary.skipped} {noun} skipped (see resolved.json)")
     return ", ".join(parts) if parts else "nothing to run"
 
 
@@ -322,6 +324,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         ["converged", "n/a" if result["converged"] is None else _yes(result["converged"])],
     ]
     problem_params = json.dumps(cell["problem_params"])
+    if problem_params == "{}":
+        problem_params = "(default parameters)"
     print(f"{args.name}, p={args.p}, problem {args.problem} {problem_params}, n={args.n}, seed={args.seed}")
     print(tabulate(rows, tablefmt="plain", disable_numparse=True))
     for warning in caught:

@@ -100,7 +100,8 @@ class MemoryBudgetError(MemoryError):
             f"estimator {estimator!r} needs {needed / 1e9:.3g} GB for its dense "
             f"matrices at n={n}, m={m}, over the memory budget of {budget / 1e9:.3g} GB. "
             f"Use fewer samples, raise memory_budget (bytes) or OTBENCH_MEMORY_BUDGET, "
-            f"or use a critic estimator, whose memory grows linearly in n"
+            f"or use an estimator whose memory grows linearly in n: 'sliced' or a critic "
+            f"other than 'critic-ctransform'"
         )
 
 

@@ -108,10 +108,11 @@ def _configuration_section(records: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [
         Heading("Configurations"),
         Paragraph(
-            "Estimator parameters not listed keep their defaults (sinkhorn: scaling 0.9, tol 0.1; "
-            "critic-clip: RMSprop lr 5e-5, clip_value 0.01; critic-gp: Adam lr 1e-4, betas (0, 0.9), "
-            "gp_weight 10; the trained generator: Adam lr 1e-3, betas (0.5, 0.9), latent dimension 8). "
-            "For critics, inner seconds and iterations in the accuracy table cover all critic_steps "
+            "Estimator parameters not listed keep their defaults: "
+            + _estimator_defaults(sorted({str(name) for name in records["estimator_name"].dropna()}))
+            + (" The trained generator uses Adam with lr 1e-3, betas (0.5, 0.9) and latent dimension 8."
+               if "training" in set(records["task"]) else "")
+            + " For critics, inner seconds and iterations in the accuracy table cover all critic_steps "
             "critic updates; for the other estimators they cover one call, and iterations count "
             "Sinkhorn iterations."
         ),
@@ -120,6 +121,32 @@ def _configuration_section(records: pd.DataFrame) -> list[Block]:
     if settings_rows:
         blocks += [Paragraph("Task settings:"), Table(pd.DataFrame(settings_rows))]
     return blocks
+
+
+def _estimator_defaults(names: list[str]) -> str:
+    """Return ``name: key value, ...`` for each registered estimator, from its signature's defaults.
+
+    ``p`` is set per cell, and network, filter and memory arguments are not
+    numbers a reader compares, so they are left out.
+    """
+    import inspect
+
+    from ..estimators import available_estimators, estimator_class
+
+    skip = {"self", "p", "critic", "clip_filter", "memory_budget"}
+    parts = []
+    for name in names:
+        if name not in available_estimators():
+            continue
+        parameters = inspect.signature(estimator_class(name).__init__).parameters.values()
+        defaults = [
+            f"{parameter.name} {parameter.default}"
+            for parameter in parameters
+            if parameter.name not in skip and parameter.default is not inspect.Parameter.empty
+        ]
+        if defaults:
+            parts.append(f"{name}: {', '.join(defaults)}")
+    return "; ".join(parts) + "." if parts else "none recorded."
 
 
 def _status_section(records: pd.DataFrame, resolved: dict[str, Any]) -> list[Block]:

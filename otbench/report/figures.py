@@ -164,8 +164,9 @@ def bias_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Pa
 def n_sweep(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Keep, per series and problem, the cells of the budget that was run at the most sizes n.
 
-    Only budgets run at two sizes or more are kept, so a pure budget sweep at
-    one n draws nothing here.
+    Ties go to the budget with the most inner-loop seconds. Only budgets run
+    at two sizes or more are kept, so a pure budget sweep at one n draws
+    nothing here.
     """
     if accuracy.empty:
         return accuracy
@@ -173,7 +174,11 @@ def n_sweep(accuracy: pd.DataFrame) -> pd.DataFrame:
     sizes = sizes[sizes["n"] >= 2]
     if sizes.empty:
         return accuracy.iloc[0:0]
-    best = sizes.loc[sizes.groupby(["series", "problem_label"])["n"].idxmax()]
+    seconds = accuracy.groupby(["series", "problem_label", "budget_label"], dropna=False)["inner_seconds"].mean()
+    sizes = sizes.join(seconds, on=["series", "problem_label", "budget_label"])
+    # Among budgets run at equally many sizes, keep the most expensive, as the summary table does.
+    sizes = sizes.sort_values(["n", "inner_seconds"], ascending=False)
+    best = sizes.drop_duplicates(["series", "problem_label"])
     return accuracy.merge(best[["series", "problem_label", "budget_label"]], how="inner")
 
 

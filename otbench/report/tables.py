@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "format_converged",
     "format_mean_sd",
     "largest_budget",
+    "natural_key",
     "skipped_table",
     "status_table",
     "summary_table",
@@ -90,7 +92,11 @@ def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     rows = []
     any_ratio = False
     keys = ["problem_label", "series", "budget_label", "n"]
-    for (problem, series, budget, n), group in accuracy.groupby(keys, sort=True, dropna=False):
+    groups = sorted(
+        accuracy.groupby(keys, sort=False, dropna=False),
+        key=lambda item: (natural_key(item[0][0]), item[0][1], natural_key(item[0][2]), item[0][3]),
+    )
+    for (problem, series, budget, n), group in groups:
         if group["scale_known"].all():
             error = format_mean_sd(group["relative_error"])
         else:
@@ -120,6 +126,15 @@ def accuracy_table(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
             }
         )
     return pd.DataFrame(rows), any_ratio
+
+
+_NUMBER = re.compile(r"(\d+(?:\.\d*)?(?:e[-+]?\d+)?)")
+
+
+def natural_key(text: Any) -> tuple[Any, ...]:
+    """Return a sort key that orders the numbers inside a label by value: ``steps=50`` before ``steps=200``."""
+    parts = _NUMBER.split(str(text))
+    return tuple((0, float(part)) if i % 2 else (1, part) for i, part in enumerate(parts))
 
 
 def largest_budget(accuracy: pd.DataFrame) -> pd.DataFrame:

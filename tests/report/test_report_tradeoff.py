@@ -158,3 +158,20 @@ def test_bias_figure_skipped_for_one_size(tmp_path: Path):
     data = SWEEP.assign(bias=0.1, truth=1.0)
     palette = figures.estimator_palette(["sinkhorn"])
     assert figures.bias_vs_n(data, palette, tmp_path / "bias.png") is None
+
+
+def test_n_sweep_tie_goes_to_most_expensive():
+    data = frame([
+        ("critic-lp", "a", "critic_steps=100", 64, 0, 0.6, 0.5, 0.1),
+        ("critic-lp", "a", "critic_steps=100", 128, 0, 0.5, 0.5, 0.2),
+        ("critic-lp", "a", "critic_steps=300", 64, 0, 0.2, 0.8, 0.3),
+        ("critic-lp", "a", "critic_steps=300", 128, 0, 0.1, 0.8, 0.6),
+    ])
+    assert set(figures.n_sweep(data)["budget_label"]) == {"critic_steps=300"}
+
+
+def test_natural_key_orders_numbers():
+    from otbench.report.tables import natural_key
+
+    labels = ["projections=200", "projections=10", "projections=50"]
+    assert sorted(labels, key=natural_key) == ["projections=10", "projections=50", "projections=200"]
