@@ -122,8 +122,8 @@ class EstimatorConfig:
         label: the table name under ``[estimators]``, used in records and reports.
         name: the registered estimator name passed to ``otbench.estimator``.
         params: the estimator parameters other than ``p``.
-        sweep: parameters that take several values, each a non-empty list;
-            every combination is one configuration of the label, and the
+        sweep: parameters that take several values, each a non-empty list.
+            Every combination is one configuration of the label, and the
             report draws them as one estimator's accuracy-cost trade-off.
             A swept value overrides the same key of ``params``, which stays
             the configuration of blocks that set ``sweep = false``.

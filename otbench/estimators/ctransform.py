@@ -16,7 +16,7 @@ With x (n, d) and y (m, d) and the cost matrix C_ij = c(x_i, y_j),
 D(f) is at most the batch's W_p^p for every f. By the definition of the
 minimum, f(x_i) + f^c(y_j) <= C_ij for all i, j. Any coupling P of the
 uniform weights then gives D(f) = sum_ij P_ij (f(x_i) + f^c(y_j)) <= sum_ij
-P_ij C_ij, and the optimal P gives W_p^p. Equality holds at the optimum,
+P_ij C_ij, and the optimal P gives W_p^p. At the optimum the two are equal,
 because the LP has optimal dual potentials (g, h) with g_i + h_j <= C_ij,
 and f = g on the batch has f^c >= h. The network f only needs the right
 values at the n points x_i.

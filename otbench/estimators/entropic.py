@@ -70,14 +70,14 @@ class EntropicOT(Estimator):
             ``None`` reads ``OTBENCH_MEMORY_BUDGET`` or uses 4 GB.
 
     The solve (``ot.sinkhorn`` with ``method="sinkhorn_log"``) runs in float64
-    on the device of ``x``, and the value is cast to the dtype of ``x``: the
+    on the device of ``x``, and the value is cast to the dtype of ``x``. The
     log-domain updates add and subtract terms of size max(C) / eps, which
     float32 cannot resolve at small blur. The value is the dual objective
     <f, a> + <g, b> at the last iterate, which equals the primal
     <P, C> + eps KL(P | a x b) once the marginals hold.
 
     POT tests its stopping criterion every 10 iterations, on the L2 norm of
-    the column-marginal error; the estimator passes ``tol / sqrt(m)``, so POT
+    the column-marginal error. The estimator passes ``tol / sqrt(m)``, so POT
     stops only once the L1 error is below ``tol``. The loop has no
     eps-scaling, so it needs many iterations when max(C) / eps is large, as at
     p = 2 with a small blur. A solve whose plan still misses ``tol`` after

@@ -120,9 +120,9 @@ class SlicedWasserstein(_SlicedEstimator):
     1-D solver (``ot.wasserstein_1d``).
 
     NOTE: a fixed seed gives a loss that uses only the same k directions at
-    every call. A generator trained on it can match those projections and
-    differ elsewhere when k is small against d; change ``seed`` between steps
-    to draw fresh directions.
+    every call. When k is small against d, a generator trained on it can match
+    those projections and differ elsewhere. Change ``seed`` between steps to
+    draw fresh directions.
 
     Example:
         >>> est = SlicedWasserstein(p=2, projections=256)

@@ -142,8 +142,8 @@ def bias_vs_n(accuracy: pd.DataFrame, palette: dict[str, Any], path: Path) -> Pa
     """Draw the signed relative bias (estimate - truth) / truth against n, one panel per problem.
 
     The configurations are those of ``accuracy_vs_n``. A plug-in estimator's
-    line shows how its bias on n samples shrinks, and its sign shows whether
-    it over- or underestimates; the grey line marks no bias.
+    line shows how its bias on n samples shrinks. Its sign shows whether it
+    over- or underestimates, and the grey line marks no bias.
     """
     frame = n_sweep(accuracy[accuracy["scale_known"] & accuracy["bias"].notna()]).copy()
     if frame.empty:
@@ -218,8 +218,8 @@ def accuracy_vs_seconds(
 ) -> Path | None:
     """Draw a metric against inner-loop seconds with each estimator's Pareto front, one panel per problem.
 
-    A configuration is one point of an estimator's sweep (budget and n); its
-    marker is the mean over seeds and the faint points behind are the seeds.
+    A configuration is one point of an estimator's sweep (budget and n). Its
+    marker is the mean over seeds, and the faint points behind are the seeds.
     The line joins the configurations that no cheaper configuration of the
     same estimator beats: its Pareto front, drawn as a staircase. ``metric``
     is ``relative_error`` (lower is better; log scale; estimators whose scale

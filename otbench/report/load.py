@@ -266,7 +266,7 @@ def _varying_keys(problems: pd.Series, params: list[dict[str, Any]]) -> dict[Any
     """Return, per problem name, the parameter keys worth naming in a label.
 
     A key is named when its value differs between the problem's records, and
-    ``d`` always; a value shared by every record (a default such as a seed)
+    ``d`` always. A value shared by every record, such as a default seed,
     would only lengthen every label.
     """
     values: dict[Any, dict[str, set[str]]] = {}
